@@ -1,0 +1,65 @@
+# Clickstream lakehouse: setup, the whole job, tests.
+#   make run    set up everything (first time), then run the main job end to end
+#   make test   set up everything (first time), then run the whole test suite
+# Setup is incremental: each step leaves a stamp in $(DEPS)/stamps and is skipped
+# while its inputs are unchanged.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+DEPS ?= $(or $(LAKEHOUSE_DEPS_DIR),$(CURDIR)/.deps)
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+STAMPS := $(DEPS)/stamps
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-fast lint services-start services-stop services-status clean
+
+setup: $(STAMPS)/venv $(STAMPS)/spark-jars $(STAMPS)/kafka-jars $(STAMPS)/ferretdb ## install Python deps, jars and FerretDB
+
+$(STAMPS)/venv: requirements.txt
+	@echo ">> Python packages (pinned, requirements.txt) into $(VENV)"
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/spark-jars: setup/pom-spark.xml
+	@echo ">> Delta Lake and Spark Kafka connector jars (Maven Central) into $(DEPS)/jars/spark"
+	rm -rf $(DEPS)/jars/spark
+	mvn -q -B -f setup/pom-spark.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/spark
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/kafka-jars: setup/pom-kafka.xml
+	@echo ">> Apache Kafka broker jars (Maven Central) into $(DEPS)/jars/kafka"
+	rm -rf $(DEPS)/jars/kafka
+	mvn -q -B -f setup/pom-kafka.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/kafka
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/ferretdb: setup/ferretdb/main.go setup/ferretdb/go.mod setup/ferretdb/go.sum
+	@echo ">> FerretDB (go install from the Go module proxy) into $(DEPS)/bin"
+	cd setup/ferretdb && GOBIN=$(DEPS)/bin GOFLAGS=-mod=mod go install .
+	@mkdir -p $(STAMPS) && touch $@
+
+run: setup ## the main job, end to end, on the embedded defaults
+	$(PY) -m lakehouse.pipeline $(RUN_ARGS)
+
+test: setup ## the whole test suite: unit, integration and end to end
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## unit tests only (no JVM, no services)
+	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+services-start: setup
+	$(PY) -m lakehouse.services start
+
+services-stop:
+	$(PY) -m lakehouse.services stop
+
+services-status:
+	$(PY) -m lakehouse.services status
+
+clean: services-stop ## remove the lakehouse data (keeps installed deps)
+	rm -rf lakehouse-data output

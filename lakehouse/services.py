@@ -1,0 +1,386 @@
+"""Start, stop and check the embedded services: Kafka (KRaft), FerretDB and MLflow.
+
+Each service runs as a detached child process whose PID is kept in
+``$LAKEHOUSE_DIR/_services/<name>/pid``; ``start`` is idempotent (a live service
+is left alone), waits until the port answers, and fails with a clear message
+when the port is taken by something else or a binary is missing, instead of
+hanging. Services that the configuration points at an external deployment are
+never started. Usage: ``python -m lakehouse.services start|stop|status [NAME...]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from lakehouse import config
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started or stopped; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """How to run one embedded service."""
+
+    name: str
+    port: int
+    cfg: config.Config
+    start_timeout: float = 90.0
+
+    @property
+    def home(self) -> Path:
+        return self.cfg.services_dir / self.name
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    def command(self) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """One-time initialisation before the first start (e.g. format storage)."""
+
+    def check_installed(self) -> None:
+        """Raise ServiceError when the program this service needs is missing."""
+
+    # -- state -------------------------------------------------------------
+    def pid(self) -> int | None:
+        """PID of our running process, or None (stale PID files are removed)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _alive(pid):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def answering(self) -> bool:
+        return port_open(self.port)
+
+    # -- control -----------------------------------------------------------
+    def start(self) -> int:
+        """Start the service if it is not running; return its PID."""
+        pid = self.pid()
+        if pid is not None:
+            self._wait_ready(pid)
+            return pid
+        if self.answering():
+            raise ServiceError(
+                f"{self.name}: port {self.port} on 127.0.0.1 is already in use by another process. "
+                f"Stop that process, or choose another port (see `python -m lakehouse.config`)."
+            )
+        self.check_installed()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,  # survives the caller; stopped by PID
+            )
+        self.pid_file.write_text(str(proc.pid))
+        self._wait_ready(proc.pid)
+        return proc.pid
+
+    def _wait_ready(self, pid: int) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                self.pid_file.unlink(missing_ok=True)
+                raise ServiceError(f"{self.name} exited during start-up; last lines of {self.log_file}:\n{_tail(self.log_file)}")
+            if self.answering() and self.ready():
+                return
+            time.sleep(0.3)
+        raise ServiceError(f"{self.name} did not answer on port {self.port} within {self.start_timeout:.0f}s; see {self.log_file}:\n{_tail(self.log_file)}")
+
+    def ready(self) -> bool:
+        """Service-specific readiness beyond an open port."""
+        return True
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the service by PID (TERM, then KILL); return whether one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+class Kafka(Service):
+    """A single-node KRaft broker from the Apache Kafka jars resolved by Maven."""
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def _classpath(self) -> str:
+        return str(self.cfg.kafka_jars_dir / "*")
+
+    def check_installed(self) -> None:
+        if not list(self.cfg.kafka_jars_dir.glob("kafka_2.13-*.jar")):
+            raise ServiceError(f"Kafka jars not found in {self.cfg.kafka_jars_dir}; run `make setup`.")
+        _require_java()
+
+    def _write_properties(self) -> None:
+        controller = self.cfg["KAFKA_CONTROLLER_PORT"]
+        self.properties_file.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.data_dir}",
+                    f"num.partitions={self.cfg['KAFKA_PARTITIONS']}",
+                    "offsets.topic.replication.factor=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "message.max.bytes=2097152",
+                    "log.retention.hours=-1",
+                    "",
+                ]
+            )
+        )
+
+    def prepare(self) -> None:
+        """Write the config and format KRaft storage on the first start only."""
+        self._write_properties()
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run(
+            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def _java(self) -> list[str]:
+        return [
+            "java",
+            f"-Xmx{self.cfg['KAFKA_HEAP']}",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={_LOG4J2}",
+            f"-Dkafka.logs.dir={self.home}",
+            "-cp",
+            self._classpath(),
+        ]
+
+    def command(self) -> list[str]:
+        return [*self._java(), "kafka.Kafka", str(self.properties_file)]
+
+    def ready(self) -> bool:
+        """The port opens before the broker has a leader; ask for metadata."""
+        try:
+            from kafka import KafkaAdminClient
+
+            admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.port}", request_timeout_ms=3000)
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+
+
+class FerretDB(Service):
+    """FerretDB 1.x (MongoDB wire protocol) on its SQLite backend."""
+
+    def check_installed(self) -> None:
+        if not self.cfg.ferretdb_binary.exists():
+            raise ServiceError(f"FerretDB binary not found at {self.cfg.ferretdb_binary}; run `make setup`.")
+
+    def command(self) -> list[str]:
+        data = self.home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return [
+            str(self.cfg.ferretdb_binary),
+            f"--listen-addr=127.0.0.1:{self.port}",
+            f"--sqlite-url=file:{data}/",
+            "--log-level=warn",
+        ]
+
+
+class MLflowServer(Service):
+    """MLflow tracking server with a SQLite store and local artifacts."""
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{self.home / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.home / "artifacts"),
+            "--workers",
+            "1",
+        ]
+
+    def ready(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+
+_LOG4J2 = Path(__file__).with_name("kafka-log4j2.properties")
+
+
+def all_services(cfg: config.Config | None = None) -> dict[str, Service]:
+    """The embedded services this configuration asks for (external ones are left out)."""
+    cfg = cfg or config.load()
+    services: dict[str, Service] = {}
+    if cfg.kafka_embedded:
+        services["kafka"] = Kafka("kafka", int(cfg["KAFKA_PORT"]), cfg)  # type: ignore[arg-type]
+    if cfg.mongo_embedded:
+        services["mongo"] = FerretDB("mongo", int(cfg["MONGO_PORT"]), cfg)  # type: ignore[arg-type]
+    if cfg.mlflow_embedded:
+        services["mlflow"] = MLflowServer("mlflow", int(cfg["MLFLOW_PORT"]), cfg)  # type: ignore[arg-type]
+    return services
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as dead
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _require_java() -> None:
+    try:
+        subprocess.run(["java", "-version"], check=True, capture_output=True)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        raise ServiceError("Java 17+ is needed for Kafka and Spark; none found on PATH.") from exc
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+app = typer.Typer(help="Start, stop and inspect the embedded Kafka, FerretDB and MLflow services.", no_args_is_help=True)
+NamesArg = typer.Argument(None, help="Services to act on: kafka, mongo, mlflow (default: all embedded ones).")
+
+
+def _select(names: list[str] | None) -> list[Service]:
+    services = all_services()
+    unknown = set(names or []) - set(services)
+    if unknown:
+        raise typer.BadParameter(f"unknown or external service(s): {', '.join(sorted(unknown))}; embedded: {', '.join(services)}")
+    return [services[n] for n in (names or services)]
+
+
+@app.command()
+def start(names: list[str] | None = NamesArg) -> None:
+    """Start services (idempotent) and wait until they answer."""
+    for svc in _select(names):
+        try:
+            pid = svc.start()
+        except ServiceError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"{svc.name}: running (pid {pid}, port {svc.port})")
+
+
+@app.command()
+def stop(names: list[str] | None = NamesArg) -> None:
+    """Stop services started by `start` (by PID)."""
+    for svc in _select(names):
+        typer.echo(f"{svc.name}: {'stopped' if svc.stop() else 'was not running'}")
+
+
+@app.command()
+def status(names: list[str] | None = NamesArg) -> None:
+    """Show which services run; exit 1 if any is down."""
+    down = False
+    for svc in _select(names):
+        pid = svc.pid()
+        state = f"running (pid {pid}, port {svc.port})" if pid else "stopped"
+        down |= pid is None
+        typer.echo(f"{svc.name}: {state}")
+    raise typer.Exit(1 if down else 0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

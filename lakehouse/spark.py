@@ -1,0 +1,92 @@
+"""The one Spark session factory: Delta Lake, jars from disk, paths under the lakehouse.
+
+Two kinds of session exist because Spark's embedded Derby metastore admits one
+process at a time:
+
+* ``catalog=True`` (dbt, SQL queries, notebooks, ML reading marts): Hive catalog
+  kept in ``$LAKEHOUSE_DIR/metastore_db``, tables under ``warehouse/``.
+* ``catalog=False`` (the long-running ingest and scorer streams): in-memory
+  catalog, Delta tables addressed by path, so they never hold the Derby lock.
+
+``spark_conf()`` is also what ``profiles.yml`` must agree with; a unit test
+checks the two are the same, so dbt and Python see one lakehouse.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lakehouse import config
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+class MissingJarsError(RuntimeError):
+    """Setup has not resolved the Delta / Kafka jars yet."""
+
+
+def spark_jars(cfg: config.Config) -> list[Path]:
+    """The Delta and Kafka-connector jars resolved by ``make setup``."""
+    jars = sorted(cfg.spark_jars_dir.glob("*.jar"))
+    if not any(j.name.startswith("delta-spark") for j in jars):
+        raise MissingJarsError(f"Delta Lake jars not found in {cfg.spark_jars_dir}; run `make setup` first.")
+    return jars
+
+
+def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dict[str, str]:
+    """Spark settings for this lakehouse, as plain strings (also used by profiles.yml)."""
+    cfg = cfg or config.load()
+    conf = {
+        "spark.master": str(cfg["SPARK_MASTER"]),
+        "spark.driver.memory": str(cfg["SPARK_DRIVER_MEMORY"]),
+        # A classpath wildcard (not spark.jars) so that profiles.yml can name the same folder.
+        "spark.driver.extraClassPath": f"{spark_jars(cfg)[0].parent}/*",
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.warehouse.dir": str(cfg.warehouse_dir),
+        "spark.sql.shuffle.partitions": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.ansi.enabled": "false",  # dbt-spark forces this; Python sessions match it
+        "spark.sql.adaptive.enabled": "true",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={cfg.lakehouse_dir}/derby.log -Duser.timezone=UTC",
+    }
+    if catalog:
+        conf["spark.sql.catalogImplementation"] = "hive"
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = f"jdbc:derby:;databaseName={cfg.metastore_dir};create=true"
+    else:
+        conf["spark.sql.catalogImplementation"] = "in-memory"
+    return conf
+
+
+def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[str, str] | None = None, cfg: config.Config | None = None):
+    """Create (or return the running) SparkSession configured for the lakehouse.
+
+    ``extra`` adds or overrides settings for one job (e.g. a streaming query's
+    state store). Imported lazily so that pure-Python commands start fast.
+    """
+    from pyspark.sql import SparkSession
+
+    cfg = cfg or config.load()
+    cfg.lakehouse_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**spark_conf(cfg, catalog=catalog), **(extra or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable

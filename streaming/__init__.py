@@ -1,0 +1,1 @@
+"""Events in and out: files and generator, Kafka producer, streaming ingest, scorer."""
