@@ -1,0 +1,104 @@
+"""Shared fixtures: an isolated lakehouse folder, the real services, one Spark session.
+
+The test run never touches a user's lakehouse or services: before anything reads
+the configuration, ``LAKEHOUSE_DIR`` points at a fresh temporary folder and the
+embedded services get ports of their own. Integration tests start the real Kafka,
+FerretDB and MLflow through ``lakehouse.services`` (the same code users run) and
+stop them at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_TEST_ENV = {
+    "KAFKA_PORT": "29092",
+    "KAFKA_CONTROLLER_PORT": "29093",
+    "MONGO_PORT": "29018",
+    "MLFLOW_PORT": "25000",
+    "SPARK_DRIVER_MEMORY": "3g",
+    "INGEST_TRIGGER_SECONDS": "1",
+}
+_TMP_ROOT = Path(tempfile.mkdtemp(prefix="lakehouse-tests-"))
+os.environ["LAKEHOUSE_DIR"] = str(_TMP_ROOT / "lakehouse")
+for _key, _value in _TEST_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+from lakehouse import config, services  # noqa: E402  (after the environment is set)
+
+REPO_ROOT = config.REPO_ROOT
+SAMPLE_CSV = REPO_ROOT.parent / "shared" / "data" / "rees46-2019-Nov-first-682.csv"
+
+
+@pytest.fixture(scope="session")
+def cfg() -> config.Config:
+    return config.load()
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    """The 683-row real REES46 sample (no header line)."""
+    if not SAMPLE_CSV.exists():
+        pytest.fail(f"reference sample missing: {SAMPLE_CSV}")
+    return SAMPLE_CSV
+
+
+def _service(name: str, cfg: config.Config) -> Iterator[services.Service | None]:
+    svc = services.all_services(cfg).get(name)
+    if svc is None:  # pointed at an external deployment by configuration
+        yield None
+        return
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(cfg: config.Config) -> Iterator[str]:
+    """Bootstrap servers of a running broker (the embedded one unless configured)."""
+    for _ in _service("kafka", cfg):
+        yield cfg.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def mongo(cfg: config.Config) -> Iterator[str]:
+    """URI of a running MongoDB-wire server (FerretDB unless configured)."""
+    for _ in _service("mongo", cfg):
+        yield cfg.mongo_uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(cfg: config.Config) -> Iterator[str]:
+    """Tracking URI of a running MLflow server (the embedded one unless configured)."""
+    for _ in _service("mlflow", cfg):
+        os.environ["MLFLOW_TRACKING_URI_FOR_TESTS"] = cfg.mlflow_uri
+        yield cfg.mlflow_uri
+
+
+@pytest.fixture(scope="session")
+def spark(cfg: config.Config):
+    """One Spark session (with the Derby catalog in the test lakehouse) for the run.
+
+    dbt invoked in-process through dbtRunner reuses this same session.
+    """
+    from lakehouse.spark import get_spark
+
+    session = get_spark("tests", catalog=True, cfg=cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def tmp_topic(kafka: str, request: pytest.FixtureRequest) -> str:
+    """A fresh topic name per test (created by whoever writes first)."""
+    import re
+    import uuid
+
+    return re.sub(r"[^a-zA-Z0-9._-]", "-", f"t-{request.node.name}")[:180] + "-" + uuid.uuid4().hex[:6]
