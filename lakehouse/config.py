@@ -47,7 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAFKA_TOPIC", "events", "Topic the producer writes and the ingest and scorer read."),
     Setting("KAFKA_PARTITIONS", "2", "Partitions of the events topic when the producer creates it.", int),
     Setting("KAFKA_HEAP", "512m", "Heap of the embedded Kafka broker JVM."),
-    Setting("MONGO_URI", "", "An existing MongoDB 6+ (or wire-compatible) server; empty means embedded FerretDB on 127.0.0.1:`MONGO_PORT`."),
+    Setting(
+        "MONGO_URI", "", "An existing MongoDB 6+ (or wire-compatible) server; empty means embedded FerretDB on 127.0.0.1:`MONGO_PORT`."
+    ),
     Setting("MONGO_PORT", "27018", "Port of the embedded FerretDB.", int),
     Setting("MONGO_DB", "clickstream", "Database holding the session mirror."),
     Setting("MLFLOW_TRACKING_URI", "", "An existing MLflow tracking server; empty means the embedded server on 127.0.0.1:`MLFLOW_PORT`."),

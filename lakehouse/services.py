@@ -11,6 +11,7 @@ never started. Usage: ``python -m lakehouse.services start|stop|status [NAME...]
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -112,7 +113,9 @@ class Service:
             if self.answering() and self.ready():
                 return
             time.sleep(0.3)
-        raise ServiceError(f"{self.name} did not answer on port {self.port} within {self.start_timeout:.0f}s; see {self.log_file}:\n{_tail(self.log_file)}")
+        raise ServiceError(
+            f"{self.name} did not answer on port {self.port} within {self.start_timeout:.0f}s; see {self.log_file}:\n{_tail(self.log_file)}"
+        )
 
     def ready(self) -> bool:
         """Service-specific readiness beyond an open port."""
@@ -221,7 +224,7 @@ class Kafka(Service):
             finally:
                 admin.close()
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:  # any failure means "not yet"
             return False
 
 
@@ -315,10 +318,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _require_java() -> None:

@@ -97,6 +97,7 @@ REASONS: tuple[str, ...] = (
     "oversize_payload",
     "invalid_utf8",
     "invalid_json",
+    "malformed_csv",
     "missing_field",
     "wrong_type",
     "unknown_event_type",

@@ -1,0 +1,80 @@
+"""Batch backfill: a REES46 file straight into bronze, for history too large to replay.
+
+Reads the file as text lines (plain or gzip, with or without the header line),
+numbers them, and sends them through the same validation as the stream
+(``streaming.validate``): valid rows to bronze, the rest to quarantine with the
+reason and the file and line they came from. Running the same unchanged file
+twice is a no-op (a Delta idempotent write keyed by the file and its mtime).
+
+Usage: ``python -m streaming.backfill FILE [FILE ...]``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from rich.console import Console
+
+from lakehouse import config
+from lakehouse.spark import get_spark
+from streaming.bronze import BatchResult, BronzePaths, ensure_tables, write_validated
+from streaming.validate import parse_csv_line, validate_fields
+
+
+def numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
+    """(line, source_line) for every data line; a header line is dropped, empty lines too."""
+    text = spark.read.text(str(path)).rdd.zipWithIndex()
+    schema = T.StructType([T.StructField("line", T.StringType()), T.StructField("source_line", T.LongType())])
+    lines = spark.createDataFrame(text.map(lambda pair: (pair[0][0], pair[1] + 1)), schema)
+    is_header = (F.col("source_line") == 1) & F.col("line").startswith("event_time")
+    return lines.filter(~is_header & (F.length(F.trim(F.col("line"))) > 0))
+
+
+def backfill_file(spark: SparkSession, cfg: config.Config, path: Path) -> BatchResult:
+    """Load one file (a no-op, ``committed=False``, if this version of it is already loaded)."""
+    path = path.resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    paths = BronzePaths.from_config(cfg)
+    ensure_tables(spark, paths)
+    lines = numbered_lines(spark, path).select(
+        "line",
+        "source_line",
+        F.lit("file").alias("source"),
+        F.lit(None).cast("string").alias("kafka_topic"),
+        F.lit(None).cast("int").alias("kafka_partition"),
+        F.lit(None).cast("bigint").alias("kafka_offset"),
+        F.lit(None).cast("timestamp").alias("kafka_timestamp"),
+        F.lit(str(path)).alias("source_file"),
+    )
+    validated = validate_fields(parse_csv_line(lines))
+    version = path.stat().st_mtime_ns // 1_000_000  # a changed file is a new version, the same one is skipped
+    return write_validated(validated, paths, f"backfill:{path}", version)
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    files: list[Path] = typer.Argument(..., help="REES46 CSV files (plain or .gz, header optional).", exists=True, dir_okay=False),
+) -> None:
+    """Load REES46 files straight into bronze (same validation and quarantine as the stream)."""
+    cfg = config.load()
+    spark = get_spark("backfill", catalog=False, cfg=cfg)
+    console = Console()
+    for path in files:
+        with console.status(f"backfilling {path} ..."):
+            result = backfill_file(spark, cfg, path)
+        if result.committed:
+            console.print(f"{path}: [green]{result.bronze:,}[/] rows to bronze, [yellow]{result.quarantine:,}[/] to quarantine")
+        else:
+            console.print(f"{path}: already loaded (unchanged since), nothing written")
+
+
+if __name__ == "__main__":
+    app()

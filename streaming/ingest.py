@@ -1,0 +1,142 @@
+"""Streaming ingest: Kafka topic -> Delta bronze (+ quarantine), exactly once.
+
+Spark Structured Streaming reads the topic; every micro-batch is parsed and
+validated (``streaming.validate``) and written with Delta idempotent writes keyed
+by the batch id (``streaming.bronze``). The checkpoint remembers offsets; the
+Delta transaction ids make the replay of a half-written batch after ``kill -9``
+a no-op for the table that already has it. Bad records never stop the stream:
+they become quarantine rows with a reason.
+
+Usage: ``python -m streaming.ingest [--available-now] [--trigger-seconds 5] ...``
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import config
+from lakehouse.spark import get_spark
+from streaming.bronze import BronzePaths, ensure_tables, write_validated
+from streaming.validate import parse_json_payload, validate_fields
+
+log = logging.getLogger("streaming.ingest")
+
+
+def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
+    return cfg.checkpoints_dir / f"ingest-{topic}"
+
+
+def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, starting_offsets: str, max_offsets: int) -> DataFrame:
+    """The raw Kafka stream, with the record coordinates every output row keeps."""
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+        .option("maxOffsetsPerTrigger", max_offsets)
+        # Records deleted by retention before we read them cannot be recovered; report, don't crash.
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    return raw.select(
+        "value",
+        F.lit("kafka").alias("source"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.lit(None).cast("string").alias("source_file"),
+        F.lit(None).cast("bigint").alias("source_line"),
+    )
+
+
+def batch_writer(paths: BronzePaths, app_id: str):
+    """The foreachBatch function: validate, then write bronze and quarantine idempotently."""
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        validated = validate_fields(parse_json_payload(batch))
+        result = write_validated(validated, paths, app_id, batch_id)
+        state = "written" if result.committed else "already written (replay skipped)"
+        log.info("batch %d: %d to bronze, %d to quarantine, %s", batch_id, result.bronze, result.quarantine, state)
+
+    return write
+
+
+def start(
+    spark: SparkSession,
+    cfg: config.Config,
+    *,
+    topic: str | None = None,
+    trigger_seconds: int | None = None,
+    max_offsets: int | None = None,
+    starting_offsets: str | None = None,
+    available_now: bool = False,
+):
+    """Start the ingest query and return it (the caller awaits or stops it)."""
+    topic = topic or str(cfg["KAFKA_TOPIC"])
+    paths = BronzePaths.from_config(cfg)
+    ensure_tables(spark, paths)
+    source = kafka_source(
+        spark,
+        cfg,
+        topic,
+        starting_offsets=starting_offsets or str(cfg["INGEST_STARTING_OFFSETS"]),
+        max_offsets=int(max_offsets or cfg["INGEST_MAX_OFFSETS_PER_TRIGGER"]),
+    )
+    # A stable id (not the query's run id) so a restart from the checkpoint replays into the same transactions.
+    app_id = f"ingest:{topic}"
+    writer = source.writeStream.foreachBatch(batch_writer(paths, app_id)).option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{int(trigger_seconds or cfg['INGEST_TRIGGER_SECONDS'])} seconds")
+    return writer.queryName(f"ingest-{topic}").start()
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    topic: str = typer.Option(None, help="Kafka topic to read (default: KAFKA_TOPIC)."),
+    trigger_seconds: int = typer.Option(None, help="Micro-batch interval (default: INGEST_TRIGGER_SECONDS)."),
+    max_offsets: int = typer.Option(None, help="Max records per micro-batch (default: INGEST_MAX_OFFSETS_PER_TRIGGER)."),
+    starting_offsets: str = typer.Option(None, help="earliest or latest, for a new checkpoint (default: INGEST_STARTING_OFFSETS)."),
+    available_now: bool = typer.Option(False, "--available-now", help="Ingest everything in the topic now, then stop."),
+) -> None:
+    """Ingest click events from Kafka into the Delta bronze and quarantine tables."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = config.load()
+    spark = get_spark("ingest", catalog=False, cfg=cfg)
+    query = start(
+        spark,
+        cfg,
+        topic=topic,
+        trigger_seconds=trigger_seconds,
+        max_offsets=max_offsets,
+        starting_offsets=starting_offsets,
+        available_now=available_now,
+    )
+    log.info("ingest running: %s -> %s", topic or cfg["KAFKA_TOPIC"], BronzePaths.from_config(cfg).events)
+
+    def _stop(signum, _frame):  # graceful stop on Ctrl-C / TERM: finish nothing half-way, the checkpoint is consistent
+        log.info("stopping ingest (signal %d)", signum)
+        query.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    query.awaitTermination()
+    if query.exception() is not None:
+        typer.secho(f"ingest failed: {query.exception()}", fg="red", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()
