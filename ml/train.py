@@ -1,0 +1,359 @@
+"""Train purchase-intent and top-3-category models: time split, MLflow grid search, registry.
+
+``python -m ml.train --task purchase|category`` reads the task's feature mart (or a
+given/synthetic frame), splits it by time, fits every grid configuration as a nested
+MLflow run, picks the winner on the validation window only, evaluates it once on the
+test window next to the baselines, registers it, and moves the ``champion`` alias
+only when it beats the current champion on that same test window. It writes
+``output/predictions.csv`` / ``output/category/`` and a per-run metrics summary.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lakehouse import config
+from ml import baselines, metrics, models, outputs, plots, registry
+from ml.feature_contract import (
+    PURCHASE_LABEL,
+    TASK_SPECS,
+    TASKS,
+    MartError,
+    cart_feature,
+    category_of_target,
+    feature_columns,
+    read_mart,
+    target_columns,
+)
+from ml.splits import SplitError, time_split
+
+SELECTION_METRIC = {"purchase": "pr_auc", "category": "recall_at_3"}
+console = Console(stderr=True)
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking server is not reachable."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; returned to tests and benchmarks."""
+
+    task: str
+    parent_run_id: str
+    winner: str
+    selection_metric: str
+    val_metrics: dict[str, dict[str, float]]
+    test_metrics: dict[str, float]
+    test_baselines: dict[str, dict[str, float]]
+    registration: registry.Registration
+    summary_dir: Path
+    output_files: list[Path] = field(default_factory=list)
+    suspicious: list[str] = field(default_factory=list)
+
+
+def _check_tracking(uri: str) -> None:
+    """Fail fast with advice instead of MLflow's minutes of retries against a dead server."""
+    if not uri.startswith("http"):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+            pass
+    except OSError as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable ({exc}); start the embedded one with "
+            "`python -m lakehouse.services start mlflow` or set MLFLOW_TRACKING_URI."
+        ) from exc
+
+
+def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}{k}": v for k, v in values.items() if v is not None and np.isfinite(v)}
+
+
+class _Task:
+    """The task-specific pieces (labels, scores, metrics, plots) behind one training loop."""
+
+    def __init__(self, task: str, features: list[str], train: pd.DataFrame) -> None:
+        self.task = task
+        self.features = features
+        self.targets = [PURCHASE_LABEL] if task == "purchase" else target_columns(list(train.columns))
+        self.train_frame = train
+
+    def y(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[PURCHASE_LABEL].to_numpy() if self.task == "purchase" else frame[self.targets].to_numpy()
+
+    def baselines(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        if self.task == "purchase":
+            return baselines.purchase_baselines(self.train_frame, frame, PURCHASE_LABEL)
+        return baselines.category_baselines(self.train_frame, frame, self.targets)
+
+    def evaluate(self, y: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
+        if self.task == "purchase":
+            return metrics.binary_metrics(y, scores, 0.5 if threshold is None else threshold)
+        return metrics.topk_metrics(y, scores, k=3)
+
+    def figures(
+        self, y: np.ndarray, scores: np.ndarray, base: dict[str, np.ndarray], threshold: float, model, out: Path, prefix: str
+    ) -> None:
+        imp = models.importance(model, len(self.features))
+        plots.feature_importance(self.features, imp, out, prefix)
+        if self.task == "purchase":
+            plots.roc_pr_curves(y, {"model": scores, **base}, out, prefix)
+            plots.calibration(y, scores, out, prefix)
+            plots.confusion(y, (scores >= threshold).astype(int), out, prefix)
+            return
+        plots.calibration(y.ravel(), scores.ravel(), out, prefix)
+        aucs = metrics.per_category_auc(y, scores)
+        names = [category_of_target(t) for t in self.targets]
+        plots.bars(
+            {n: (0.5 if np.isnan(a) else a) for n, a in zip(names, aucs, strict=True)},
+            "ROC AUC per category",
+            "ROC AUC",
+            out / f"{prefix}category_auc.png",
+        )
+        table = {"model": self.evaluate(y, scores, None)} | {k: self.evaluate(y, v, None) for k, v in base.items()}
+        keep = ("hit_at_3", "precision_at_3", "recall_at_3", "mean_category_auc")
+        plots.grouped_bars(
+            {k: {m: v[m] for m in keep} for k, v in table.items()}, "Top-3 metrics vs baselines", out / f"{prefix}top3_vs_baselines.png"
+        )
+
+    def wrap(self, model, threshold: float):
+        if self.task == "purchase":
+            return models.PurchaseIntentModel(model, self.features, threshold)
+        return models.CategoryTop3Model(model, self.features, [category_of_target(t) for t in self.targets])
+
+    def champion_scores(self, pyfunc_model, frame: pd.DataFrame) -> np.ndarray:
+        out = pyfunc_model.predict(frame[self.features])
+        if self.task == "purchase":
+            return out["probability"].to_numpy()
+        return np.column_stack(
+            [
+                out[f"p_{category_of_target(t)}"].to_numpy() if f"p_{category_of_target(t)}" in out else np.zeros(len(out))
+                for t in self.targets
+            ]
+        )
+
+
+def train(
+    task: str,
+    frame: pd.DataFrame | None = None,
+    *,
+    seed: int = 42,
+    val_frac: float = 0.2,
+    test_frac: float = 0.2,
+    output_dir: Path = Path("output"),
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    registered_model: str | None = None,
+    grid: list[models.ModelConfig] | None = None,
+    show_progress: bool = True,
+    n_jobs: int | None = None,
+    spark=None,
+) -> TrainResult:
+    """Run the whole grid for ``task`` and return what was chosen, measured and registered."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    spec = TASK_SPECS[task]
+    uri = tracking_uri or config.load().mlflow_uri
+    _check_tracking(uri)
+    data = read_mart(task, frame, spark=spark)
+    split = time_split(data, val_frac, test_frac)
+    features = feature_columns(list(data.columns))
+    t = _Task(task, features, split.train)
+    X = {k: getattr(split, k)[features].to_numpy(dtype=float) for k in ("train", "val", "test")}
+    Y = {k: t.y(getattr(split, k)) for k in ("train", "val", "test")}
+    grid = grid or models.default_grid(task)
+    sel = SELECTION_METRIC[task]
+    suspicious = metrics.suspicious_features(X["train"], Y["train"], features) if task == "purchase" else []
+    if suspicious:
+        console.print(
+            f"[bold red]warning:[/] feature(s) {suspicious} alone separate the label almost perfectly: check the mart for leakage"
+        )
+
+    base_val = t.baselines(split.val)
+    base_thresholds = (
+        {k: metrics.choose_threshold(Y["val"], v) for k, v in base_val.items()} if task == "purchase" else dict.fromkeys(base_val)
+    )
+    base_val_metrics = {k: t.evaluate(Y["val"], v, base_thresholds[k]) for k, v in base_val.items()}
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment or spec.experiment)
+    val_metrics: dict[str, dict[str, float]] = {}
+    best: tuple[float, str, object, float] | None = None
+    with tempfile.TemporaryDirectory(prefix="ml-train-") as tmp_name, mlflow.start_run(run_name=f"{task}-grid-seed{seed}") as parent:
+        tmp = Path(tmp_name)
+        mlflow.log_params(
+            {
+                "task": task,
+                "seed": seed,
+                "val_frac": val_frac,
+                "test_frac": test_frac,
+                "grid_size": len(grid),
+                "n_features": len(features),
+                "selection_metric": f"val_{sel}",
+            }
+            | split.describe()
+        )
+        if task == "purchase":
+            mlflow.log_param("baseline_cart_feature", cart_feature(features) or "none")
+        else:
+            mlflow.log_param("baseline_last_viewed_source", baselines.last_viewed_source(list(data.columns), t.targets))
+        mlflow.log_dict({"feature_columns": features, "targets": t.targets}, "feature_columns.json")
+        if suspicious:
+            mlflow.set_tag("suspect_leakage", ",".join(suspicious))
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show_progress,
+        ) as progress:
+            bar = progress.add_task(f"{task} grid", total=len(grid))
+            for cfg in grid:
+                progress.update(bar, description=f"{task}: {cfg.name}")
+                with mlflow.start_run(run_name=cfg.name, nested=True):
+                    started = time.perf_counter()
+                    model = models.fit_model(task, cfg, X["train"], Y["train"], seed, n_jobs)
+                    fit_s = time.perf_counter() - started
+                    scores = models.predict_scores(task, model, X["val"])
+                    threshold = metrics.choose_threshold(Y["val"], scores) if task == "purchase" else 0.5
+                    m = t.evaluate(Y["val"], scores, threshold)
+                    val_metrics[cfg.name] = m
+                    mlflow.log_params({"family": cfg.family, **cfg.params, "threshold": round(threshold, 6), "seed": seed})
+                    mlflow.log_metrics(_prefixed("val_", m) | {"fit_seconds": fit_s})
+                    for name, bm in base_val_metrics.items():
+                        mlflow.log_metrics(_prefixed(f"val_baseline_{name}_", bm))
+                    fig_dir = tmp / cfg.name
+                    t.figures(Y["val"], scores, base_val, threshold, model, fig_dir, "val_")
+                    mlflow.log_artifacts(str(fig_dir), "plots")
+                    score = m[sel] if np.isfinite(m[sel]) else -np.inf
+                    if best is None or score > best[0]:
+                        best = (score, cfg.name, model, threshold)
+                progress.advance(bar)
+
+        assert best is not None
+        _, winner, model, threshold = best
+        ranked = sorted(val_metrics, key=lambda n: val_metrics[n][sel], reverse=True)
+        runner = ranked[1] if len(ranked) > 1 else None
+        best_base = max(base_val_metrics, key=lambda k: np.nan_to_num(base_val_metrics[k][sel], nan=-1.0))
+        reason = (
+            f"{winner} has the highest validation {sel} ({val_metrics[winner][sel]:.4f})"
+            + (f", ahead of {runner} ({val_metrics[runner][sel]:.4f})" if runner else "")
+            + f"; best baseline {best_base} has {base_val_metrics[best_base][sel]:.4f}. Test window not used for the choice."
+        )
+        mlflow.set_tags({"winner": winner, "winner_reason": reason})
+        mlflow.log_metrics(_prefixed("val_best_", val_metrics[winner]))
+
+        # The test window, touched once, for the winner and the baselines.
+        test_scores = models.predict_scores(task, model, X["test"])
+        test_m = t.evaluate(Y["test"], test_scores, threshold)
+        base_test = t.baselines(split.test)
+        test_base = {k: t.evaluate(Y["test"], v, base_thresholds[k]) for k, v in base_test.items()}
+        mlflow.log_metrics(_prefixed("test_", test_m))
+        for name, bm in test_base.items():
+            mlflow.log_metrics(_prefixed(f"test_baseline_{name}_", bm))
+
+        summary_dir = Path(output_dir) / "runs" / f"{task}-{parent.info.run_id[:8]}"
+        t.figures(Y["test"], test_scores, base_test, threshold, model, summary_dir, "test_")
+        wrapped = t.wrap(model, threshold)
+        example = split.train[features].head(5).reset_index(drop=True)
+        name = registered_model or spec.registered_model
+        version = registry.log_model(wrapped, example, name, {"task": task, "threshold": threshold, "features": features, "seed": seed})
+        client = mlflow.tracking.MlflowClient()
+        for key, value in {
+            "threshold": f"{threshold:.6f}",
+            "task": task,
+            "winner": winner,
+            f"val_{sel}": f"{val_metrics[winner][sel]:.6f}",
+            f"test_{sel}": f"{test_m[sel]:.6f}",
+            "training_run_id": parent.info.run_id,
+            "split_test_start": split.boundaries[1],
+        }.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        reg = registry.promote_if_better(
+            name,
+            str(version.version),
+            test_m[sel],
+            lambda champ: t.evaluate(Y["test"], t.champion_scores(champ, split.test), threshold)[sel],
+            sel,
+        )
+        mlflow.set_tags({"registered_model": name, "registered_version": reg.version, "champion_decision": reg.reason})
+
+        files = outputs.write_predictions(task, split.test, test_scores, threshold, t.targets, name, reg.version, Path(output_dir))
+        files += outputs.write_summary(
+            summary_dir, task, winner, reason, sel, val_metrics, base_val_metrics, test_m, test_base, split.describe(), reg
+        )
+        mlflow.log_artifacts(str(summary_dir), "summary")
+        for f in files:
+            if f.parent != summary_dir:
+                mlflow.log_artifact(str(f), "outputs")
+        console.print(f"[green]{task}[/]: winner {winner}; test {sel}={test_m[sel]:.4f}; registered {name} v{reg.version}; {reg.reason}")
+    return TrainResult(task, parent.info.run_id, winner, sel, val_metrics, test_m, test_base, reg, summary_dir, files, suspicious)
+
+
+def _load_input(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise MartError(f"input file {path} does not exist")
+    return pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+
+
+def main(
+    task: str = typer.Option(..., "--task", help="purchase (binary purchase intent) or category (top-3 categories)."),
+    seed: int = typer.Option(42, help="Seed for every model and the synthetic generator; same seed, same metrics."),
+    val_frac: float = typer.Option(0.2, help="Share of days (by session start) used as the validation window."),
+    test_frac: float = typer.Option(0.2, help="Share of the latest days held out as the final test window."),
+    output_dir: Path = typer.Option(Path("output"), help="Where predictions.csv, category/ and runs/<task>-<id>/ go."),
+    input_path: Path | None = typer.Option(None, "--input", help="A parquet/CSV feature frame to use instead of the Spark mart."),
+    synthetic_rows: int = typer.Option(0, help="Train on this many synthetic rows (ml.synthetic) instead of the mart; 0 = off."),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: from lakehouse.config, the embedded server)."),
+    experiment: str | None = typer.Option(None, help="MLflow experiment (default: purchase_intent / category_top3)."),
+    registered_model: str | None = typer.Option(None, help="Registered model name (default: purchase_intent / category_top3)."),
+    n_jobs: int | None = typer.Option(None, help="LightGBM threads (default: 2 from 200k training rows, else 1)."),
+) -> None:
+    """Grid-search models for one task, log every configuration to MLflow and register the winner."""
+    if task not in TASKS:
+        raise typer.BadParameter(f"--task must be one of {', '.join(TASKS)}")
+    try:
+        frame = None
+        if input_path is not None:
+            frame = _load_input(input_path)
+        elif synthetic_rows > 0:
+            from ml.synthetic import generate
+
+            frame = generate(task, synthetic_rows, seed=seed)
+        train(
+            task,
+            frame,
+            seed=seed,
+            val_frac=val_frac,
+            test_frac=test_frac,
+            output_dir=output_dir,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            registered_model=registered_model,
+            n_jobs=n_jobs,
+        )
+    except (MartError, SplitError, TrackingError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def cli() -> None:
+    typer.run(main)
+
+
+if __name__ == "__main__":
+    cli()
