@@ -42,7 +42,7 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         "spark.master": str(cfg["SPARK_MASTER"]),
         "spark.driver.memory": str(cfg["SPARK_DRIVER_MEMORY"]),
         # A classpath wildcard (not spark.jars) so that profiles.yml can name the same folder.
-        "spark.driver.extraClassPath": f"{spark_jars(cfg)[0].parent}/*",
+        "spark.driver.extraClassPath": f"{cfg.spark_jars_dir}/*",
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.warehouse.dir": str(cfg.warehouse_dir),
@@ -75,6 +75,7 @@ def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[
     from pyspark.sql import SparkSession
 
     cfg = cfg or config.load()
+    spark_jars(cfg)  # fail early with a clear message, not a ClassNotFoundException
     cfg.lakehouse_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
