@@ -4,8 +4,10 @@ Training must be provable without the dbt marts (built in parallel) and without
 gigabytes of REES46: this simulates sessions of events, then derives the same
 columns the marts promise (``ml.feature_contract``), using only events up to each
 prediction point for features and only later events for labels. ``signal`` scales
-how much a latent per-session intent and per-user taste drive both; ``signal=0``
-gives features that say nothing about the labels (a no-skill control).
+how much a latent per-session intent and per-user taste drive both. ``signal=0``
+removes that signal but not the session structure (a point after the purchase is
+never followed by one, later points have less future left), which honestly stays
+predictive; the no-skill control is a shuffled label.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def main(
     task: str = typer.Option("purchase", help="purchase or category"),
     rows: int = typer.Option(100_000, help="About this many prediction rows."),
     days: int = typer.Option(14, help="Days the sessions are spread over (the time split needs several)."),
-    signal: float = typer.Option(1.0, help="Strength of the signal; 0 = features unrelated to labels."),
+    signal: float = typer.Option(1.0, help="Strength of the intent/taste signal (0 = only session structure is informative)."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("output/synthetic.parquet"), help="Parquet file to write."),
 ) -> None:

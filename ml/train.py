@@ -347,7 +347,7 @@ def main(
             n_jobs=n_jobs,
         )
     except (MartError, SplitError, TrackingError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
