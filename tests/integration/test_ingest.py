@@ -1,0 +1,103 @@
+"""Streaming ingest and backfill: every record lands once, in bronze or in quarantine with its reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from streaming import backfill, ingest, reconcile
+from streaming.bronze import BronzePaths
+from tests.support.kafka_helpers import create_topic, sample_payloads, send_raw
+
+pytestmark = pytest.mark.integration
+
+GOOD = {
+    "event_time": "2019-11-01 00:00:00 UTC",
+    "event_type": "view",
+    "product_id": 1,
+    "category_id": 2,
+    "price": 9.5,
+    "user_id": 3,
+    "user_session": "s",
+}
+
+# One payload of each bad kind, and the reason the quarantine must give it.
+BAD_KINDS: list[tuple[bytes, str]] = [
+    (b"{not json", "invalid_json"),
+    (b"[1, 2, 3]", "invalid_json"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "user_id"}).encode(), "missing_field"),
+    (json.dumps({**GOOD, "product_id": "abc"}).encode(), "wrong_type"),
+    (json.dumps({**GOOD, "price": "cheap"}).encode(), "wrong_type"),
+    (json.dumps({**GOOD, "event_type": "teleport"}).encode(), "unknown_event_type"),
+    (json.dumps({**GOOD, "event_time": "yesterday at noon"}).encode(), "unparsable_timestamp"),
+    (json.dumps({**GOOD, "event_time": "2999-01-01 00:00:00 UTC"}).encode(), "timestamp_out_of_range"),
+    (json.dumps({**GOOD, "price": -12.0}).encode(), "price_out_of_range"),
+    (json.dumps({**GOOD, "price": 1e12}).encode(), "price_out_of_range"),
+    (json.dumps({**GOOD, "user_id": -4}).encode(), "invalid_id"),
+    (b'{"event_type": "view", "brand": "\xff\xfe"}', "invalid_utf8"),
+    (b'{"pad": "' + b"x" * 40_000 + b'"}', "oversize_payload"),
+]
+
+
+def _tables(spark, cfg):
+    paths = BronzePaths.from_config(cfg)
+    return spark.read.format("delta").load(str(paths.events)), spark.read.format("delta").load(str(paths.quarantine))
+
+
+def test_good_records_reach_bronze_and_each_bad_kind_is_quarantined_with_its_reason(spark, cfg, kafka, tmp_topic, sample_csv):
+    good = sample_payloads(sample_csv)
+    mixed = list(good)
+    for j, (payload, _) in enumerate(BAD_KINDS):  # bad records sit between good ones
+        mixed.insert(j * 50, (b"bad", payload))
+    create_topic(kafka, tmp_topic)
+    sent = send_raw(kafka, tmp_topic, mixed)
+
+    query = ingest.start(spark, cfg, topic=tmp_topic, available_now=True, starting_offsets="earliest")
+    query.awaitTermination(600)
+    assert query.exception() is None
+
+    bronze, quarantine = _tables(spark, cfg)
+    bronze, quarantine = bronze.filter(F.col("kafka_topic") == tmp_topic), quarantine.filter(F.col("kafka_topic") == tmp_topic)
+    assert bronze.count() == len(good) == 683
+    assert {r.event_type: r["count"] for r in bronze.groupBy("event_type").count().collect()} == {"view": 678, "cart": 3, "purchase": 2}
+    assert bronze.filter(F.col("category_code").isNull()).count() == 269
+    got = sorted((r.raw_payload.encode("utf-8", "replace")[:60], r.reason) for r in quarantine.collect())
+    assert sorted(r for _, r in got) == sorted(reason for _, reason in BAD_KINDS)
+    assert quarantine.filter(F.col("kafka_offset").isNull()).count() == 0
+    assert bronze.count() + quarantine.count() == sent
+
+    reports = reconcile.reconcile(spark, cfg, tmp_topic)
+    assert all(r.ok for r in reports), reports
+    assert sum(r.kafka_records for r in reports) == sent
+
+
+def test_category_id_keeps_all_19_digits(spark, cfg, kafka, tmp_topic):
+    big = 2053013555631882655
+    create_topic(kafka, tmp_topic, partitions=1)
+    send_raw(kafka, tmp_topic, [(b"k", json.dumps({**GOOD, "category_id": big}).encode())])
+    ingest.start(spark, cfg, topic=tmp_topic, available_now=True, starting_offsets="earliest").awaitTermination(600)
+    bronze, _ = _tables(spark, cfg)
+    assert bronze.filter(F.col("kafka_topic") == tmp_topic).first().category_id == big
+
+
+def test_backfill_loads_plain_gzip_and_header_files_alike_and_is_idempotent(spark, cfg, sample_csv, tmp_path):
+    lines = sample_csv.read_text().splitlines()
+    header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+    gz = tmp_path / "with_header.csv.gz"
+    gz.write_bytes(gzip.compress(("\n".join([header, *lines, "2019-11-01 00:00:00 UTC,view,abc,1,,,1,1,s", "a,b"]) + "\n").encode()))
+
+    first = backfill.backfill_file(spark, cfg, sample_csv)
+    assert (first.bronze, first.quarantine, first.committed) == (683, 0, True)
+    second = backfill.backfill_file(spark, cfg, gz)
+    assert (second.bronze, second.quarantine) == (683, 2)
+    again = backfill.backfill_file(spark, cfg, sample_csv)
+    assert again.committed is False
+
+    bronze, quarantine = _tables(spark, cfg)
+    per_file = {r.source_file: r["count"] for r in bronze.filter("source = 'file'").groupBy("source_file").count().collect()}
+    assert per_file == {str(sample_csv.resolve()): 683, str(gz.resolve()): 683}
+    bad = {(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(gz.resolve())).collect()}
+    assert bad == {(len(lines) + 2, "wrong_type"), (len(lines) + 3, "malformed_csv")}

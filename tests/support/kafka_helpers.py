@@ -1,0 +1,49 @@
+"""Small Kafka helpers for tests: create a topic and send raw payloads as they are."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from streaming import events
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def send_raw(bootstrap: str, topic: str, payloads: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Send (key, value) pairs untouched (malformed ones included); returns the count."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    n = 0
+    for key, value in payloads:
+        producer.send(topic, key=key, value=value)
+        n += 1
+    producer.flush()
+    producer.close()
+    return n
+
+
+def sample_payloads(path: Path) -> list[tuple[bytes, bytes]]:
+    """The REES46 sample as (session key, JSON value) pairs, typed as the producer sends them."""
+    out = []
+    with open(path, newline="") as fh:
+        for row in csv.reader(fh):
+            rec: dict[str, object] = dict(zip(events.CSV_COLUMNS, row, strict=True))
+            for c in ("product_id", "category_id", "user_id"):
+                rec[c] = int(rec[c])  # type: ignore[arg-type]
+            rec["price"] = float(rec["price"])  # type: ignore[arg-type]
+            for c in ("category_code", "brand", "user_session"):
+                rec[c] = rec[c] or None
+            out.append((str(rec["user_session"]).encode(), json.dumps(rec).encode()))
+    return out
