@@ -1,0 +1,87 @@
+-- depends_on: {{ ref('top_level_categories') }}
+-- Category-interest training rows: the same (session, prediction point) rows as
+-- fct_purchase_intent_features. Features: the user's share of events per top-level
+-- category on days before the session, and the session's events per category up to
+-- the point. Targets y_<category>: the session has an event in that category strictly
+-- after the point (multi-label; one column per row of the top_level_categories seed).
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['session_id', 'prediction_point'],
+        on_schema_change='fail',
+    )
+}}
+
+{% set categories = top_level_categories() %}
+
+with
+
+{{ ordered_session_events() }},
+
+sessions as (
+
+    select * from {{ ref('fct_sessions') }}
+
+),
+
+user_days as (
+
+    select * from {{ ref('int_users_days_accumulated') }}
+
+),
+
+running as (
+
+    select
+        session_id,
+        event_seq,
+        event_time,
+        event_date
+        {%- for category in categories %},
+        sum(cast(category_top = '{{ category }}' as int)) over so_far as so_far_{{ category }},
+        sum(cast(category_top = '{{ category }}' as int)) over whole_session as session_{{ category }}
+        {%- endfor %}
+    from ordered
+    window
+        so_far as (partition by session_id order by event_seq rows between unbounded preceding and current row),
+        whole_session as (partition by session_id)
+
+),
+
+points as (
+
+    select * from running
+    where event_seq <= {{ var('intent_prediction_points') }}
+
+),
+
+final as (
+
+    select
+        points.session_id,
+        sessions.user_id,
+        cast(points.event_seq as int) as prediction_point,
+        points.event_time as prediction_time,
+        points.event_date,
+        cast(points.event_seq as bigint) as f_n_events,
+        cast(coalesce(user_days.prior_events, 0) as bigint) as f_user_prior_events
+        {%- for category in categories %},
+        cast(coalesce(user_days.prior_events_{{ category }} / nullif(user_days.prior_events, 0), 0) as double)
+            as f_prior_share_{{ category }}
+        {%- endfor %}
+        {%- for category in categories %},
+        cast(points.so_far_{{ category }} as bigint) as f_so_far_{{ category }}
+        {%- endfor %}
+        {%- for category in categories %},
+        cast(points.session_{{ category }} > points.so_far_{{ category }} as int) as y_{{ category }}
+        {%- endfor %}
+    from points
+    inner join sessions on points.session_id = sessions.session_id
+    left join user_days
+        on sessions.user_id = user_days.user_id and sessions.session_date = user_days.event_date
+
+)
+
+select * from final

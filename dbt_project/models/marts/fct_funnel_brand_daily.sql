@@ -1,0 +1,13 @@
+-- Daily funnel per brand (`unknown` when the brand is empty): a session counts once in
+-- every brand it touched, at the step it reached there (see the dimension_funnel macro).
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['session_date', 'brand'],
+        on_schema_change='fail',
+    )
+}}
+
+{{ dimension_funnel("coalesce(events.brand, 'unknown')", 'brand') }}

@@ -1,0 +1,121 @@
+-- One row per session (see int_events_sessionized for the session rule).
+--
+-- Funnel stage reached, cumulative: a purchase implies the cart step and the cart step
+-- implies the view step, so a buy-now purchase with no cart event in the session counts
+-- as reaching cart (and is flagged in is_purchase_without_cart). A session of only
+-- remove_from_cart events reaches no stage ('none').
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key='session_id',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where event_date >= {{ events_read_start('last_event_date') }}
+    {% endif %}
+
+),
+
+{% if is_incremental() %}
+touched_sessions as (
+
+    -- sessions with any event in the window are re-aggregated from all their events
+    select distinct session_id from events
+    where event_date >= {{ window_start('last_event_date') }}
+
+),
+
+session_events as (
+
+    select events.* from events
+    inner join touched_sessions on events.session_id = touched_sessions.session_id
+
+),
+{% else %}
+session_events as (
+
+    select * from events
+
+),
+{% endif %}
+
+aggregated as (
+
+    select
+        session_id,
+        min_by(user_id, struct(event_time, event_type_rank, product_id, event_id)) as user_id,
+        min(session_rule) as session_rule,
+        min(event_time) as session_start,
+        max(event_time) as session_end,
+        max(event_date) as last_event_date,
+        count(*) as n_events,
+        count_if(event_type = 'view') as n_views,
+        count_if(event_type = 'cart') as n_carts,
+        count_if(event_type = 'remove_from_cart') as n_removes,
+        count_if(event_type = 'purchase') as n_purchases,
+        count(distinct product_id) as n_distinct_products,
+        count(distinct category_id) as n_distinct_categories,
+        count(distinct category_top) as n_distinct_top_categories,
+        cast(coalesce(sum(case when event_type = 'purchase' then cast(price as decimal(12, 2)) end), 0) as decimal(18, 2))
+            as revenue,
+        min(case when event_type = 'purchase' then event_time end) as first_purchase_time,
+        min_by(category_top, struct(event_time, event_type_rank, product_id, event_id)) as first_category_top,
+        max_by(category_top, struct(event_time, event_type_rank, product_id, event_id)) as last_category_top,
+        min_by(category_code, struct(event_time, event_type_rank, product_id, event_id)) as first_category_code,
+        max_by(category_code, struct(event_time, event_type_rank, product_id, event_id)) as last_category_code
+    from session_events
+    group by session_id
+
+),
+
+final as (
+
+    select
+        session_id,
+        user_id,
+        session_rule,
+        session_start,
+        session_end,
+        cast(session_start as date) as session_date,
+        last_event_date,
+        cast(unix_timestamp(session_end) - unix_timestamp(session_start) as bigint) as duration_seconds,
+        n_events,
+        n_views,
+        n_carts,
+        n_removes,
+        n_purchases,
+        n_distinct_products,
+        n_distinct_categories,
+        n_distinct_top_categories,
+        case
+            when n_purchases > 0 then 'purchase'
+            when n_carts > 0 then 'cart'
+            when n_views > 0 then 'view'
+            else 'none'
+        end as funnel_stage,
+        cast(n_views + n_carts + n_purchases > 0 as int) as reached_view,
+        cast(n_carts + n_purchases > 0 as int) as reached_cart,
+        cast(n_purchases > 0 as int) as reached_purchase,
+        cast(n_purchases > 0 and n_carts = 0 as int) as is_purchase_without_cart,
+        cast(n_carts > 0 and n_purchases = 0 as int) as is_cart_abandoned,
+        revenue,
+        cast(unix_timestamp(first_purchase_time) - unix_timestamp(session_start) as bigint) as seconds_to_first_purchase,
+        first_category_top,
+        last_category_top,
+        first_category_code,
+        last_category_code,
+        cast(n_events = 1 as int) as is_bounce
+    from aggregated
+
+)
+
+select * from final

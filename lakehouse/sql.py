@@ -1,0 +1,105 @@
+"""Run SQL against the lakehouse catalog from the command line.
+
+Why a command of its own: `dbt show` needs a dbt model or inline query and prints
+dbt logging around it; this opens the same catalog (bronze, the dbt `analytics`
+marts) with the project's one Spark factory and prints just the result, as a table
+for people or as CSV/JSON for scripts. Queries can also come from a file, such as
+the examples in dbt_project/analyses/ (they are plain SQL once `{{ ref(...) }}`
+is replaced, which this command does: `{{ ref('x') }}` -> `analytics.x`).
+
+    python -m lakehouse.sql "select * from analytics.fct_funnel_daily order by session_date"
+    python -m lakehouse.sql -f dbt_project/analyses/conversion_by_day.sql --format csv
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+MART_SCHEMA = "analytics"
+_REF = re.compile(r"\{\{\s*ref\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)\s*\}\}")
+_SOURCE = re.compile(r"\{\{\s*source\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*,\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)\s*\}\}")
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def render(sql: str, schema: str = MART_SCHEMA) -> str:
+    """Turn the dbt `ref`/`source` calls of an analysis into catalog names, drop a trailing `;`."""
+    sql = _REF.sub(lambda m: f"{schema}.{m.group(1)}", sql)
+    sql = _SOURCE.sub(lambda m: f"{m.group(1)}.{m.group(2)}", sql)
+    if "{{" in sql or "{%" in sql:
+        raise ValueError("the query still holds Jinja after ref()/source() were replaced; compile it with `dbt compile` first")
+    return sql.strip().rstrip(";").strip()
+
+
+def run(sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
+    """Execute one statement on the catalog session; return column names and rows."""
+    from lakehouse.spark import get_spark
+
+    spark = get_spark("lakehouse-sql", catalog=True)
+    df = spark.sql(sql)
+    if limit is not None:
+        df = df.limit(limit)
+    return df.columns, [tuple(row) for row in df.collect()]
+
+
+def _print(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt is OutputFormat.json:
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*columns, show_lines=False)
+        for r in rows:
+            table.add_row(*("∅" if v is None else str(v) for v in r))
+        Console().print(table)
+        Console(stderr=True).print(f"[dim]{len(rows)} row(s)[/dim]")
+
+
+def cli(
+    query: Annotated[str | None, typer.Argument(help='SQL to run, e.g. "select * from analytics.fct_sessions limit 5".')] = None,
+    file: Annotated[
+        Path | None, typer.Option("-f", "--file", help="Read the SQL from this file (dbt ref()/source() are resolved).")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table (for people), csv or json (for scripts).")] = OutputFormat.table,
+    limit: Annotated[int | None, typer.Option(help="Print at most this many rows.")] = None,
+) -> None:
+    """Run one SQL query on the lakehouse catalog (bronze.* and the dbt marts in analytics.*)."""
+    if (query is None) == (file is None):
+        raise typer.BadParameter("give either a QUERY or -f FILE")
+    text = file.read_text() if file else query
+    try:
+        sql = render(text or "")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        columns, rows = run(sql, limit)
+    except Exception as exc:  # AnalysisException and friends: show Spark's message, not a JVM trace
+        message = str(exc).split("\n")[0]
+        typer.echo(f"query failed: {message}", err=True)
+        raise typer.Exit(1) from exc
+    _print(columns, rows, fmt)
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Static checks of the dbt project that need no JVM: it agrees with the contracts others rely on."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import yaml
+
+from lakehouse.config import REPO_ROOT
+from streaming.events import BRONZE_COLUMNS, QUARANTINE_COLUMNS, ddl
+
+DBT = REPO_ROOT / "dbt_project"
+SEED = DBT / "seeds" / "top_level_categories.csv"
+
+
+def _macro_body(name: str) -> str:
+    text = (DBT / "macros" / "bronze_tables.sql").read_text()
+    match = re.search(r"{% macro " + name + r"\(\) -%}(.*?){%- endmacro %}", text, re.S)
+    assert match, name
+    return " ".join(match.group(1).split())
+
+
+def _models() -> dict[str, dict]:
+    models = {}
+    for path in (DBT / "models").rglob("*.yml"):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            models[model["name"]] = model
+    return models
+
+
+def test_bronze_registration_uses_the_bronze_contract():
+    assert _macro_body("bronze_events_ddl") == ddl(BRONZE_COLUMNS)
+    assert _macro_body("bronze_quarantine_ddl") == ddl(QUARANTINE_COLUMNS)
+
+
+def test_every_model_and_column_is_described():
+    models = _models()
+    sql_models = {p.stem for p in (DBT / "models").rglob("*.sql")}
+    assert sql_models == set(models), "every model needs an entry in its group's YAML"
+    for name, model in models.items():
+        assert model.get("description", "").strip(), name
+        assert model.get("columns"), name
+        for column in model["columns"]:
+            assert column.get("description", "").strip(), f"{name}.{column['name']}"
+
+
+def test_marts_have_enforced_contracts_with_types():
+    for name, model in _models().items():
+        if not name.startswith(("fct_", "dim_")):
+            continue
+        assert model["config"]["contract"]["enforced"] is True, name
+        assert all(c.get("data_type") for c in model["columns"]), name
+
+
+def test_ml_feature_marts_follow_the_ml_contract():
+    models = _models()
+    categories = [row["category_top"] for row in csv.DictReader(SEED.open())]
+    assert categories[-1] == "unknown" and "electronics" in categories
+    for name in ("fct_purchase_intent_features", "fct_category_features"):
+        columns = {c["name"]: c for c in models[name]["columns"]}
+        assert [*columns][:5] == ["session_id", "user_id", "prediction_point", "prediction_time", "event_date"]
+        assert columns["prediction_point"]["data_type"] == "int"
+        for col_name, col in columns.items():
+            if col_name.startswith("f_"):
+                assert col["data_type"] in ("double", "bigint"), col_name
+                assert {"type": "not_null"} in col.get("constraints", []), col_name
+    intent = {c["name"] for c in models["fct_purchase_intent_features"]["columns"]}
+    assert {"label_will_purchase", "f_cart_value", "f_user_prior_spend", "f_product_prior_conversion"} <= intent
+    targets = [c["name"] for c in models["fct_category_features"]["columns"] if c["name"].startswith("y_")]
+    assert targets == [f"y_{c}" for c in categories]
+
+
+def test_incremental_marts_merge_with_a_lookback():
+    project = yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())
+    assert project["vars"]["lookback_days"] >= 1
+    assert project["vars"]["session_timeout_minutes"] == 30
+    for path in (DBT / "models" / "marts").glob("*.sql"):
+        text = path.read_text()
+        if "materialized='incremental'" in text:
+            assert "incremental_strategy='merge'" in text and "unique_key=" in text, path.name
+
+
+def test_exposures_declare_ml_training_and_figures():
+    exposures = yaml.safe_load((DBT / "models" / "marts" / "_exposures.yml").read_text())["exposures"]
+    text = str(exposures)
+    assert "ml.train" in text and "lakehouse.figures" in text
+
+
+def test_analyses_exist_for_the_readme_examples():
+    names = {p.stem for p in Path(DBT / "analyses").glob("*.sql")}
+    assert {"conversion_by_day", "dropoff_by_category", "top_abandoned_products"} <= names
