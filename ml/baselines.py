@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.feature_contract import SESSION_COUNT_PREFIX, USER_SHARE_PREFIX, cart_feature, category_of_target
+from ml.feature_contract import SESSION_COUNT_PREFIXES, USER_SHARE_PREFIXES, cart_feature, category_of_target
 
 
 def purchase_baselines(train: pd.DataFrame, frame: pd.DataFrame, label: str) -> dict[str, np.ndarray]:
@@ -23,12 +23,17 @@ def purchase_baselines(train: pd.DataFrame, frame: pd.DataFrame, label: str) -> 
     return out
 
 
+def _family(columns: list[str], cats: list[str], prefixes: tuple[str, ...]) -> str | None:
+    """The first prefix for which every category has a column, or None."""
+    return next((p for p in prefixes if all(f"{p}{c}" in columns for c in cats)), None)
+
+
 def last_viewed_source(columns: list[str], targets: list[str]) -> str:
     """Which feature family the "viewed last" baseline can use: session_counts, user_shares or popularity."""
     cats = [category_of_target(t) for t in targets]
-    if all(f"{SESSION_COUNT_PREFIX}{c}" in columns for c in cats):
+    if _family(columns, cats, SESSION_COUNT_PREFIXES):
         return "session_counts"
-    if all(f"{USER_SHARE_PREFIX}{c}" in columns for c in cats):
+    if _family(columns, cats, USER_SHARE_PREFIXES):
         return "user_shares"
     return "popularity"
 
@@ -39,11 +44,14 @@ def category_baselines(train: pd.DataFrame, frame: pd.DataFrame, targets: list[s
     pop = np.tile(popularity, (len(frame), 1))
     cats = [category_of_target(t) for t in targets]
     source = last_viewed_source(list(frame.columns), targets)
+    columns = list(frame.columns)
     if source == "session_counts":
-        counts = frame[[f"{SESSION_COUNT_PREFIX}{c}" for c in cats]].to_numpy(dtype=float)
+        prefix = _family(columns, cats, SESSION_COUNT_PREFIXES)
+        counts = frame[[f"{prefix}{c}" for c in cats]].to_numpy(dtype=float)
         last = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0) + 1e-3 * pop
     elif source == "user_shares":
-        last = frame[[f"{USER_SHARE_PREFIX}{c}" for c in cats]].to_numpy(dtype=float) + 1e-3 * pop
+        prefix = _family(columns, cats, USER_SHARE_PREFIXES)
+        last = frame[[f"{prefix}{c}" for c in cats]].to_numpy(dtype=float) + 1e-3 * pop
     else:
         last = pop.copy()
     return {"popularity": pop, "last_viewed": last}

@@ -40,9 +40,13 @@ CATEGORIES: tuple[str, ...] = (
     "stationery",
     "unknown",
 )
-# Optional feature families the category baseline "what this user viewed last" reads.
-SESSION_COUNT_PREFIX = "f_session_cnt_"
-USER_SHARE_PREFIX = "f_user_share_"
+# Optional feature families the category baseline "what this user viewed last" reads:
+# in-session counts so far, then the user's prior shares. Both spellings are accepted
+# (the brief's and the dbt mart's `f_so_far_<c>` / `f_prior_share_<c>`); first match wins.
+SESSION_COUNT_PREFIXES: tuple[str, ...] = ("f_session_cnt_", "f_so_far_")
+USER_SHARE_PREFIXES: tuple[str, ...] = ("f_user_share_", "f_prior_share_")
+SESSION_COUNT_PREFIX = SESSION_COUNT_PREFIXES[0]
+USER_SHARE_PREFIX = USER_SHARE_PREFIXES[0]
 
 TASKS: tuple[str, ...] = ("purchase", "category")
 

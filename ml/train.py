@@ -274,7 +274,7 @@ def train(
         version = registry.log_model(wrapped, example, name, {"task": task, "threshold": threshold, "features": features, "seed": seed})
         client = mlflow.tracking.MlflowClient()
         for key, value in {
-            "threshold": f"{threshold:.6f}",
+            "threshold": repr(float(threshold)),  # exact: the scorer re-applies it
             "task": task,
             "winner": winner,
             f"val_{sel}": f"{val_metrics[winner][sel]:.6f}",

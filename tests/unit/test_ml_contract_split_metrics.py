@@ -116,6 +116,13 @@ def test_last_viewed_baseline_falls_back_when_the_mart_lacks_counts() -> None:
     assert baselines.last_viewed_source(list(bare.columns), targets) == "popularity"
     scores = baselines.category_baselines(bare, bare, targets)
     np.testing.assert_allclose(scores["last_viewed"], scores["popularity"])
+    # The dbt mart's spelling (f_so_far_<c>) is recognised too.
+    renamed = frame.rename(columns=lambda c: c.replace("f_session_cnt_", "f_so_far_"))
+    assert baselines.last_viewed_source(list(renamed.columns), targets) == "session_counts"
+    np.testing.assert_allclose(
+        baselines.category_baselines(renamed, renamed, targets)["last_viewed"],
+        baselines.category_baselines(frame, frame, targets)["last_viewed"],
+    )
 
 
 def test_last_viewed_baseline_ranks_the_categories_seen_in_the_session_first() -> None:
