@@ -1,0 +1,76 @@
+"""Leakage guard on the dbt feature SQL: events after a prediction point cannot change its features.
+
+Bronze rows are written, ``dbt run --select +fct_purchase_intent_features`` builds the
+mart in-process (reusing the test Spark session), then every event after a cut-off
+time is removed or rewritten (more purchases, other prices) and the mart is rebuilt.
+Features of every prediction point at or before the cut-off must be identical, while
+some labels must change (so the rewrite did reach the future the labels look at).
+Finally the pipeline trains on the real mart read from the Spark catalog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import train as train_mod
+from ml.feature_contract import PURCHASE_LABEL, PURCHASE_TABLE, feature_columns, read_mart
+from ml.models import ModelConfig
+
+pytestmark = pytest.mark.integration
+
+MART = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "fct_purchase_intent_features.sql"
+
+
+def _build(spark, events: pd.DataFrame) -> pd.DataFrame:
+    from tests.integration.dbt_support import dbt, ensure_quarantine, write_bronze
+
+    write_bronze(spark, events, mode="overwrite")
+    ensure_quarantine(spark)
+    dbt("run", "--select", "+fct_purchase_intent_features", "--full-refresh")
+    return read_mart("purchase", spark=spark)
+
+
+@pytest.mark.skipif(not MART.exists(), reason="the dbt mart fct_purchase_intent_features is not built in this checkout yet")
+def test_features_at_a_point_ignore_later_events_and_the_mart_trains(spark, mlflow_uri: str, tmp_path: Path) -> None:
+    from tests.integration.dbt_support import synthetic_events
+
+    events = synthetic_events(n_users=80, days=5, seed=11)
+    before = _build(spark, events)
+    cutoff = events["event_time"].quantile(0.6)
+
+    rng = np.random.default_rng(0)
+    later = events["event_time"] > cutoff
+    changed = events[~later | (rng.random(len(events)) < 0.6)].copy()  # drop ~40% of later events
+    rewrite = changed["event_time"] > cutoff
+    changed.loc[rewrite, "event_type"] = "purchase"
+    changed.loc[rewrite, "price"] = changed.loc[rewrite, "price"] * 3 + 1
+    after = _build(spark, changed)
+
+    keys = ["session_id", "prediction_point"]
+    features = feature_columns(list(before.columns))
+    early = before[before["prediction_time"] <= cutoff].set_index(keys).sort_index()
+    same = after.set_index(keys).reindex(early.index)
+    assert len(early) > 20 and not same[features].isna().any().any(), "points before the cut-off must all still exist"
+    pd.testing.assert_frame_equal(early[features], same[features], check_exact=False, rtol=1e-9)
+    assert (early[PURCHASE_LABEL] != same[PURCHASE_LABEL]).any(), "the rewrite should have changed some future labels"
+
+    # The real mart, read from the catalog via Arrow, trains and no single feature reveals the label.
+    result = train_mod.train(
+        "purchase",
+        spark=spark,
+        seed=1,
+        val_frac=0.2,
+        test_frac=0.2,
+        output_dir=tmp_path,
+        tracking_uri=mlflow_uri,
+        experiment="it-dbt-mart",
+        registered_model="purchase_intent_it_dbt",
+        grid=[ModelConfig("logreg", {"C": 1.0})],
+        show_progress=False,
+    )
+    assert result.suspicious == []
+    assert spark.catalog.tableExists(PURCHASE_TABLE)
