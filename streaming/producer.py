@@ -18,6 +18,7 @@ Usage: ``python -m streaming.producer FILE [--topic events] [--rate 5000 | --spe
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -240,7 +241,14 @@ def cli(
     typer.echo(f"sent {n:,} events to {topic or config.load()['KAFKA_TOPIC']} in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f} ev/s)")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # Scripts and `&` start children with SIGINT ignored; stop cleanly on SIGINT and SIGTERM anyway.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     app()
 
 
