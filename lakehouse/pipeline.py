@@ -1,0 +1,230 @@
+"""The whole job, end to end, on the embedded defaults: ``make run``.
+
+Starts Kafka, FerretDB and MLflow; generates a realistic data set (or takes a real
+REES46 file); replays it through Kafka; ingests it into Delta bronze with the
+streaming ingest; reconciles; runs ``dbt run`` and ``dbt test``; draws the funnel
+figures; trains both models with their grid searches; and prints a summary with
+row counts per layer, funnel headline numbers, model metrics and where to look
+next. This module is the orchestrator: it only calls the public entry points of
+``streaming``, the dbt project and ``ml``. A second run reuses the generated file,
+what is already in Kafka and bronze (the ingest resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lakehouse import config, services
+
+console = Console()
+
+
+@dataclass
+class Run:
+    """What the steps measured, for the summary."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        console.rule(f"[bold]{name}")
+        start = time.monotonic()
+        result = fn()
+        self.timings[name] = time.monotonic() - start
+        console.print(f"[dim]{name}: {self.timings[name]:.1f}s[/]")
+        return result
+
+
+def _generated_file(cfg: config.Config, events: int, days: int, start: date, seed: int) -> Path:
+    from streaming.generate import generate
+
+    path = cfg.lakehouse_dir / "input" / f"generated-{events}-{days}d-{start:%Y%m%d}-seed{seed}.csv.gz"
+    if path.exists():
+        console.print(f"reusing {path}")
+        return path
+    tmp = path.with_name(path.name + ".part")
+    generate(tmp, events=events, start=start, days=days, seed=seed)
+    tmp.rename(path)
+    return path
+
+
+def _produce_once(cfg: config.Config, path: Path, topic: str) -> int:
+    """Replay the file unless this very file was already replayed to this topic."""
+    from streaming.producer import produce_file
+
+    marker = cfg.lakehouse_dir / "input" / f".produced-{topic}-{path.name}.json"
+    if marker.exists():
+        sent = json.loads(marker.read_text())["sent"]
+        console.print(f"{path.name} already in topic {topic!r} ({sent:,} events); not sent again")
+        return sent
+    sent = produce_file(path, topic=topic, progress=True)
+    marker.write_text(json.dumps({"sent": sent, "file": str(path)}))
+    return sent
+
+
+def _ingest(spark, cfg: config.Config, topic: str) -> None:
+    from streaming import ingest
+
+    query = ingest.start(spark, cfg, topic=topic, available_now=True)
+    query.awaitTermination()
+    if query.exception() is not None:
+        raise RuntimeError(f"ingest failed: {query.exception()}")
+
+
+def _reconcile(spark, cfg: config.Config, topic: str) -> dict[str, int]:
+    from streaming import reconcile
+
+    reports = reconcile.reconcile(spark, cfg, topic)
+    console.print(reconcile.render(reports, topic))
+    if not all(r.ok for r in reports):
+        raise RuntimeError("reconciliation failed: Kafka and bronze + quarantine disagree (see table)")
+    return {
+        "kafka": sum(r.kafka_records for r in reports),
+        "bronze": sum(r.bronze for r in reports),
+        "quarantine": sum(r.quarantine for r in reports),
+    }
+
+
+def _dbt(*args: str) -> None:
+    from dbt.cli.main import dbtRunner
+
+    root = str(config.REPO_ROOT)
+    result = dbtRunner().invoke([*args, "--project-dir", root, "--profiles-dir", root])
+    if not result.success:
+        raise RuntimeError(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")
+
+
+def _layer_counts(spark) -> dict[str, int]:
+    tables = [
+        "stg_bronze__events",
+        "fct_sessions",
+        "fct_funnel_daily",
+        "dim_users",
+        "fct_purchase_intent_features",
+        "fct_category_features",
+    ]
+    return {t: spark.table(f"analytics.{t}").count() for t in tables}
+
+
+def _funnel_headline(spark) -> dict[str, float]:
+    row = spark.sql(
+        "select sum(view_sessions) v, sum(cart_sessions) c, sum(purchase_sessions) p, sum(sessions) s from analytics.fct_funnel_daily"
+    ).first()
+    v, c, p, s = (int(row[k] or 0) for k in ("v", "c", "p", "s"))
+    return {
+        "sessions": s,
+        "view": v,
+        "cart": c,
+        "purchase": p,
+        "view_to_cart": c / v if v else 0.0,
+        "cart_to_purchase": p / c if c else 0.0,
+    }
+
+
+def _train(spark, cfg: config.Config, output: Path) -> dict[str, dict[str, Any]]:
+    from ml.train import train
+
+    out = {}
+    for task in ("purchase", "category"):
+        result = train(task, spark=spark, output_dir=output, tracking_uri=cfg.mlflow_uri)
+        out[task] = {
+            "winner": result.winner,
+            "test": {k: round(v, 4) for k, v in result.test_metrics.items()},
+            "baselines": {b: {k: round(v, 4) for k, v in m.items()} for b, m in result.test_baselines.items()},
+            "registered": f"{result.registration.name} v{result.registration.version}",
+            "champion": result.registration.reason,
+        }
+    return out
+
+
+def _summary(run: Run, cfg: config.Config, output: Path) -> None:
+    facts = run.facts
+    table = Table(title="Clickstream lakehouse: summary")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    rec = facts.get("reconcile", {})
+    table.add_row(
+        "events in Kafka / bronze / quarantine", f"{rec.get('kafka', 0):,} / {rec.get('bronze', 0):,} / {rec.get('quarantine', 0):,}"
+    )
+    for name, n in facts.get("layers", {}).items():
+        table.add_row(f"rows in analytics.{name}", f"{n:,}")
+    f = facts.get("funnel")
+    if f:
+        table.add_row("sessions (view / cart / purchase)", f"{f['sessions']:,} ({f['view']:,} / {f['cart']:,} / {f['purchase']:,})")
+        table.add_row("view -> cart, cart -> purchase", f"{f['view_to_cart']:.1%}, {f['cart_to_purchase']:.1%}")
+    for task, m in facts.get("models", {}).items():
+        headline = {k: v for k, v in m["test"].items() if k in ("pr_auc", "roc_auc", "f1", "hit_at_3", "precision_at_3", "recall_at_3")}
+        table.add_row(f"{task} model ({m['winner']})", f"test {headline}; {m['registered']}; {m['champion']}")
+    for name, secs in run.timings.items():
+        table.add_row(f"time: {name}", f"{secs:.0f}s")
+    console.print(table)
+    console.print(f"figures: {output / 'figures'}   predictions: {output / 'predictions.csv'}   categories: {output / 'category'}")
+    console.print(f"MLflow UI: {cfg.mlflow_uri} (start it with `make services-start` if this run stopped it)")
+    console.print('query the marts: .venv/bin/python -m lakehouse.sql "select * from analytics.fct_funnel_daily order by event_date"')
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "summary.json").write_text(json.dumps({"timings_s": run.timings, **facts}, indent=2, default=str))
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    events: int = typer.Option(300_000, help="Size of the generated data set (events)."),
+    days: int = typer.Option(14, help="Days the generated data set spans."),
+    start: str = typer.Option("2019-11-01", help="First day of the generated data (YYYY-MM-DD)."),
+    seed: int = typer.Option(42, help="Seed of the generator (same seed, same file)."),
+    input_file: Path | None = typer.Option(
+        None, "--input", help="A real REES46 file (CSV or .csv.gz) instead of generated data.", exists=True, dir_okay=False
+    ),
+    topic: str | None = typer.Option(None, help="Kafka topic (default: KAFKA_TOPIC)."),
+    output: Path = typer.Option(config.REPO_ROOT / "output", help="Folder for predictions, categories, figures and the summary."),
+    skip_train: bool = typer.Option(False, "--skip-train", help="Stop after dbt and the figures."),
+    keep_services: bool = typer.Option(False, "--keep-services", help="Leave Kafka, FerretDB and MLflow running at the end."),
+) -> None:
+    """Run the whole job: services, data, Kafka, ingest, dbt run/test, figures, training, summary."""
+    cfg = config.load()
+    topic = topic or str(cfg["KAFKA_TOPIC"])
+    run = Run()
+    embedded = services.all_services(cfg)
+    try:
+        run.step("start services", lambda: [svc.start() for svc in embedded.values()])
+        path = input_file or run.step("generate data", lambda: _generated_file(cfg, events, days, date.fromisoformat(start), seed))
+        run.facts["input"] = str(path)
+        run.facts["produced"] = run.step("replay through Kafka", lambda: _produce_once(cfg, path, topic))
+        from lakehouse.spark import get_spark
+
+        spark = get_spark("pipeline", catalog=True, cfg=cfg)
+        run.step("streaming ingest -> bronze", lambda: _ingest(spark, cfg, topic))
+        run.facts["reconcile"] = run.step("reconcile Kafka vs bronze", lambda: _reconcile(spark, cfg, topic))
+        run.step("dbt run", lambda: _dbt("run"))
+        run.step("dbt test", lambda: _dbt("test"))
+        run.facts["layers"] = _layer_counts(spark)
+        run.facts["funnel"] = _funnel_headline(spark)
+        from lakehouse import figures
+
+        run.facts["figures"] = run.step("figures", lambda: [str(p) for p in figures.draw_all(*figures.load_marts(), output / "figures")])
+        if not skip_train:
+            run.facts["models"] = run.step("train models (grid search)", lambda: _train(spark, cfg, output))
+        _summary(run, cfg, output)
+    except (RuntimeError, services.ServiceError) as exc:
+        console.print(f"[bold red]pipeline failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        if not keep_services:
+            for svc in embedded.values():
+                svc.stop()
+
+
+if __name__ == "__main__":
+    app()
