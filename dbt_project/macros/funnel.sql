@@ -36,7 +36,7 @@ sessions as (
 
     select * from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-    where session_date >= {{ window_start('session_date') }}
+    where session_date >= {{ events_read_start('session_date') }}
     {% endif %}
 
 ),

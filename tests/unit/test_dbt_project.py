@@ -62,10 +62,11 @@ def test_ml_feature_marts_follow_the_ml_contract():
         columns = {c["name"]: c for c in models[name]["columns"]}
         assert [*columns][:5] == ["session_id", "user_id", "prediction_point", "prediction_time", "event_date"]
         assert columns["prediction_point"]["data_type"] == "int"
+        no_nulls = [t["no_nulls_in_columns"] for t in models[name]["data_tests"] if "no_nulls_in_columns" in t]
+        assert no_nulls and "f_" in no_nulls[0]["arguments"]["prefixes"], "every f_* feature must be tested non-null"
         for col_name, col in columns.items():
             if col_name.startswith("f_"):
                 assert col["data_type"] in ("double", "bigint"), col_name
-                assert {"type": "not_null"} in col.get("constraints", []), col_name
     intent = {c["name"] for c in models["fct_purchase_intent_features"]["columns"]}
     assert {"label_will_purchase", "f_cart_value", "f_user_prior_spend", "f_product_prior_conversion"} <= intent
     targets = [c["name"] for c in models["fct_category_features"]["columns"] if c["name"].startswith("y_")]

@@ -25,3 +25,17 @@
     group by {{ combination_of_columns | join(', ') }}
     having count(*) > 1
 {% endtest %}
+
+{#- No null in any column whose name starts with one of the prefixes (ML feature marts:
+    every f_* feature, target and key is filled, as the ML contract promises). -#}
+{% test no_nulls_in_columns(model, prefixes) %}
+    {%- set columns = [] -%}
+    {%- for column in adapter.get_columns_in_relation(model) -%}
+        {%- for prefix in prefixes if column.name.startswith(prefix) and column.name not in columns -%}
+            {%- do columns.append(column.name) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    select * from {{ model }}
+    where {% for column in columns %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+    {%- if not columns %} 1 = 0 {%- endif %}
+{% endtest %}

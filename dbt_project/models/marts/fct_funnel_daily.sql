@@ -17,7 +17,8 @@ sessions as (
 
     select * from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-    where session_date >= {{ window_start('session_date') }}
+    -- whole days, reaching back far enough for sessions re-aggregated in fct_sessions
+    where session_date >= {{ events_read_start('session_date') }}
     {% endif %}
 
 ),
