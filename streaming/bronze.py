@@ -30,19 +30,26 @@ class BronzePaths:
         return cls(cfg.table_path("bronze", "events"), cfg.table_path("bronze", "quarantine"))
 
 
-def _create(spark: SparkSession, path: Path, columns: tuple[events.Column, ...], partition: str, comment: str) -> None:
+def _create(spark: SparkSession, path: Path, columns: tuple[events.Column, ...], partition: str) -> None:
+    """Create the table at ``path`` unless it exists.
+
+    No column comments or table properties: dbt's on-run-start registers the same
+    path with a plain DDL (``dbt_project/macros/bronze_tables.sql``), and Delta refuses
+    a CREATE whose metadata differs from the table's. Descriptions live in
+    ``streaming/events.py`` and the dbt source YAML.
+    """
     from delta.tables import DeltaTable
 
-    builder = DeltaTable.createIfNotExists(spark).location(str(path)).comment(comment)
+    builder = DeltaTable.createIfNotExists(spark).location(str(path))
     for col in columns:
-        builder = builder.addColumn(col.name, col.sql_type, comment=col.description)
-    builder.partitionedBy(partition).property("delta.appendOnly", "false").execute()
+        builder = builder.addColumn(col.name, col.sql_type)
+    builder.partitionedBy(partition).execute()
 
 
 def ensure_tables(spark: SparkSession, paths: BronzePaths) -> None:
     """Create bronze and quarantine with their declared schema if they do not exist."""
-    _create(spark, paths.events, events.BRONZE_COLUMNS, "event_date", "Parsed, typed click events (one row per accepted record).")
-    _create(spark, paths.quarantine, events.QUARANTINE_COLUMNS, "ingested_date", "Rejected records with the raw payload and the reason.")
+    _create(spark, paths.events, events.BRONZE_COLUMNS, "event_date")
+    _create(spark, paths.quarantine, events.QUARANTINE_COLUMNS, "ingested_date")
 
 
 @dataclass(frozen=True)
