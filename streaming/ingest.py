@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -103,6 +104,46 @@ def start(
 app = typer.Typer(add_completion=False)
 
 
+def supervise(start_query, *, max_restarts: int, backoff_seconds: float = 2.0, max_backoff: float = 60.0) -> int:
+    """Run the query; restart it from its checkpoint when it fails, until stopped.
+
+    Failures here are infrastructure ones (broker down, disk full): bad *data* never
+    fails the query, it goes to quarantine. Restarting from the checkpoint is safe
+    because writes are idempotent per batch. Returns the number of restarts used;
+    raises the last error once ``max_restarts`` is exceeded.
+    """
+    stopping = False
+    query = start_query()
+
+    def _stop(signum, _frame):  # Ctrl-C / TERM: stop between batches; the checkpoint stays consistent
+        nonlocal stopping
+        log.info("stopping ingest (signal %d)", signum)
+        stopping = True
+        query.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    restarts, delay = 0, backoff_seconds
+    while True:
+        query.awaitTermination()
+        error = query.exception()
+        if error is None or stopping:
+            return restarts
+        if restarts >= max_restarts:
+            raise RuntimeError(f"ingest failed {restarts + 1} times; last error: {error}")
+        restarts += 1
+        log.warning(
+            "ingest query failed (%s); restart %d/%d from the checkpoint in %.0fs",
+            str(error).splitlines()[0],
+            restarts,
+            max_restarts,
+            delay,
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, max_backoff)
+        query = start_query()
+
+
 @app.command()
 def main(
     topic: str = typer.Option(None, help="Kafka topic to read (default: KAFKA_TOPIC)."),
@@ -110,31 +151,28 @@ def main(
     max_offsets: int = typer.Option(None, help="Max records per micro-batch (default: INGEST_MAX_OFFSETS_PER_TRIGGER)."),
     starting_offsets: str = typer.Option(None, help="earliest or latest, for a new checkpoint (default: INGEST_STARTING_OFFSETS)."),
     available_now: bool = typer.Option(False, "--available-now", help="Ingest everything in the topic now, then stop."),
+    max_restarts: int = typer.Option(100, help="Restarts from the checkpoint after an infrastructure failure before giving up."),
 ) -> None:
     """Ingest click events from Kafka into the Delta bronze and quarantine tables."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = config.load()
     spark = get_spark("ingest", catalog=False, cfg=cfg)
-    query = start(
-        spark,
-        cfg,
-        topic=topic,
-        trigger_seconds=trigger_seconds,
-        max_offsets=max_offsets,
-        starting_offsets=starting_offsets,
-        available_now=available_now,
-    )
-    log.info("ingest running: %s -> %s", topic or cfg["KAFKA_TOPIC"], BronzePaths.from_config(cfg).events)
-
-    def _stop(signum, _frame):  # graceful stop on Ctrl-C / TERM: finish nothing half-way, the checkpoint is consistent
-        log.info("stopping ingest (signal %d)", signum)
-        query.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    query.awaitTermination()
-    if query.exception() is not None:
-        typer.secho(f"ingest failed: {query.exception()}", fg="red", err=True)
+    log.info("ingest: topic %s -> %s", topic or cfg["KAFKA_TOPIC"], BronzePaths.from_config(cfg).events)
+    try:
+        supervise(
+            lambda: start(
+                spark,
+                cfg,
+                topic=topic,
+                trigger_seconds=trigger_seconds,
+                max_offsets=max_offsets,
+                starting_offsets=starting_offsets,
+                available_now=available_now,
+            ),
+            max_restarts=max_restarts,
+        )
+    except RuntimeError as exc:
+        typer.secho(str(exc), fg="red", err=True)
         sys.exit(1)
 
 
