@@ -49,7 +49,8 @@ def funnel_chart(daily: pd.DataFrame, path: Path) -> Path:
         ax.text(n, y, f" {n:,}{share}", va="center", fontsize=10)
     ax.set_xlim(0, max(counts) * 1.6 if max(counts) else 1)
     ax.set_xlabel("sessions")
-    ax.set_title(f"Session funnel, {_period(daily)}")
+    overall = counts[2] / counts[0] if counts[0] else 0.0
+    ax.set_title(f"Session funnel, {_period(daily)} (overall conversion {overall:.2%})")
     ax.spines[["top", "right"]].set_visible(False)
     return _save(fig, path)
 
@@ -66,7 +67,7 @@ def dropoff_by_category(category: pd.DataFrame, path: Path, top: int = 12) -> Pa
     x = range(len(g))
     ax.bar([i - 0.2 for i in x], view_to_cart * 100, width=0.4, label="view → cart drop-off", color="#4C72B0")
     ax.bar([i + 0.2 for i in x], cart_to_purchase * 100, width=0.4, label="cart → purchase drop-off", color="#DD8452")
-    labels = [f"{c}\n({n:,} sessions)" for c, n in zip(g.index, g.view_sessions, strict=True)]
+    labels = [f"{c}\n({n:,} session{'s' if n != 1 else ''})" for c, n in zip(g.index, g.view_sessions, strict=True)]
     ax.set_xticks(list(x), labels, rotation=35, ha="right", fontsize=9)
     ax.set_ylabel("% of sessions lost at the step")
     ax.set_ylim(0, 105)
@@ -80,23 +81,28 @@ def conversion_over_time(daily: pd.DataFrame, path: Path) -> Path:
     """Daily view->cart, cart->purchase and overall conversion, with sessions per day."""
     import matplotlib.pyplot as plt
 
-    d = daily.sort_values("session_date")
-    dates = pd.to_datetime(d.session_date)
+    d = daily.sort_values("session_date").reset_index(drop=True)
+    x = list(range(len(d)))  # one slot per day: a categorical axis reads well for 1 day or 60
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(dates, d.view_to_cart_rate * 100, marker="o", label="view → cart")
-    ax.plot(dates, d.cart_to_purchase_rate * 100, marker="o", label="cart → purchase")
-    ax.plot(dates, d.view_to_purchase_rate * 100, marker="o", label="overall conversion", linewidth=2.5)
-    ax.set_ylabel("% of sessions")
-    ax.set_title("Conversion over time (by session start day, UTC)")
     ax2 = ax.twinx()
-    ax2.bar(dates, d.sessions, alpha=0.15, color="grey", label="sessions")
+    ax2.bar(x, d.sessions, alpha=0.15, color="grey", label="sessions (right axis)")
     ax2.set_ylabel("sessions per day")
+    for column, label, width in (
+        ("view_to_cart_rate", "view → cart", 1.5),
+        ("cart_to_purchase_rate", "cart → purchase", 1.5),
+        ("view_to_purchase_rate", "overall conversion (view → purchase)", 2.5),
+    ):
+        ax.plot(x, d[column] * 100, marker="o", label=label, linewidth=width)
+    step = max(1, len(d) // 15)
+    ax.set_xticks(x[::step], [str(v) for v in d.session_date[::step]], rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(d) - 0.4)
+    ax.set_ylabel("% of sessions")
+    ax.set_title("Conversion over time (by session start day, UTC)", pad=28)
     lines, labels = ax.get_legend_handles_labels()
     bars, bar_labels = ax2.get_legend_handles_labels()
-    ax.legend(lines + bars, labels + bar_labels, loc="upper left", fontsize=9)
+    ax.legend(lines + bars, labels + bar_labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=9, frameon=False)
     ax.set_zorder(ax2.get_zorder() + 1)
     ax.patch.set_visible(False)
-    fig.autofmt_xdate()
     return _save(fig, path)
 
 
@@ -115,16 +121,23 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def draw_all(daily: pd.DataFrame, category: pd.DataFrame, out: Path) -> list[Path]:
-    """Write the three PNGs; pure pandas/matplotlib so a unit test can call it without Spark."""
+FIGURES = ("funnel", "dropoff_by_category", "conversion_over_time")
+
+
+def draw(name: str, daily: pd.DataFrame, category: pd.DataFrame, out: Path) -> Path:
+    """Write one PNG, ``out/<name>.png``; pure pandas/matplotlib, no Spark."""
     import matplotlib
 
     matplotlib.use("Agg")
-    return [
-        funnel_chart(daily, out / "funnel.png"),
-        dropoff_by_category(category, out / "dropoff_by_category.png"),
-        conversion_over_time(daily, out / "conversion_over_time.png"),
-    ]
+    path = out / f"{name}.png"
+    if name == "dropoff_by_category":
+        return dropoff_by_category(category, path)
+    return {"funnel": funnel_chart, "conversion_over_time": conversion_over_time}[name](daily, path)
+
+
+def draw_all(daily: pd.DataFrame, category: pd.DataFrame, out: Path) -> list[Path]:
+    """Write the three PNGs (what a unit test calls without Spark)."""
+    return [draw(name, daily, category, out) for name in FIGURES]
 
 
 def cli(
@@ -135,8 +148,8 @@ def cli(
     from rich.progress import track
 
     daily, category = load_marts(schema)
-    for path in track(draw_all(daily, category, out), description="figures"):
-        typer.echo(f"wrote {path}")
+    for name in track(FIGURES, description="figures"):
+        typer.echo(f"wrote {draw(name, daily, category, out)}")
 
 
 def main() -> None:

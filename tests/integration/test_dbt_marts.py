@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.dbt_support import dbt, ensure_quarantine, read_rees46_csv, write_bronze
+from tests.integration.dbt_support import REPO_ROOT, dbt, ensure_quarantine, read_rees46_csv, write_bronze
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +126,7 @@ def test_feature_marts_follow_the_ml_contract(spark, sample_marts):
     assert (intent.f_n_events == intent.prediction_point).all()
     categories = _mart(spark, "fct_category_features")
     assert len(categories) == len(intent)
-    seed = pd.read_csv("dbt_project/seeds/top_level_categories.csv").category_top
+    seed = pd.read_csv(REPO_ROOT / "dbt_project" / "seeds" / "top_level_categories.csv").category_top
     assert [c for c in categories.columns if c.startswith("y_")] == [f"y_{c}" for c in seed]
 
 

@@ -1,0 +1,176 @@
+"""Benchmark the dbt marts: full refresh on N generated events, then an incremental run after +1 %.
+
+Why these numbers: a dbt run's cost only means something next to the cheapest thing
+Spark can do with the same data, so each size also times one plain Spark
+scan-and-aggregate over bronze (the floor) in a fresh process, like dbt's. Each step
+runs as a child process; wall time and the peak resident memory of its whole process
+tree (Python + the Spark JVM) are sampled with psutil.
+
+    python -m bench.bench_dbt --events 1000000 --events 10000000
+
+Uses its own lakehouse folder (--workdir, default /tmp/lakehouse-bench-dbt) so it never
+touches the user's marts; results are appended to bench/results/dbt.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lakehouse.config import REPO_ROOT
+
+PY = sys.executable
+FLOOR_SQL = """
+select event_date, event_type, count(*) as n, count(distinct user_id) as users, sum(price) as amount
+from delta.`{path}` group by event_date, event_type
+"""
+
+
+@dataclass
+class Step:
+    events: int
+    step: str
+    seconds: float
+    peak_rss_mb: float
+
+
+def measure(cmd: list[str], env: dict[str, str], label: str) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS of its process tree in MiB)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    done.set()
+    sampler.join()
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-30:])
+        raise RuntimeError(f"{label} failed ({' '.join(cmd)}):\n{tail}")
+    return seconds, peak / 2**20
+
+
+def floor_script(path: Path) -> str:
+    return (
+        "from lakehouse.spark import get_spark\n"
+        "spark = get_spark('bench-floor', catalog=False)\n"
+        f"print(spark.sql({FLOOR_SQL.format(path=path)!r}).collect().__len__())\n"
+    )
+
+
+def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], console) -> list[Step]:
+    """Generate, load, floor, dbt full refresh, +1 % load, dbt incremental; for one size."""
+    lake = workdir / f"lake-{events}"
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {**env_base, "LAKEHOUSE_DIR": str(lake)}
+    main_csv = data / f"events-{events}.csv"
+    extra_csv = data / f"events-{events}-plus1pct.csv"
+    if not main_csv.exists():
+        subprocess.run(
+            [PY, "-m", "streaming.generate", "--out", str(main_csv), "--events", str(events), "--days", str(days), "-q"],
+            cwd=REPO_ROOT,
+            check=True,
+        )
+    if not extra_csv.exists():
+        # 1 % more events on the last two days: new traffic and late events inside the lookback
+        start = f"2019-11-{days - 1:02d}"
+        cmd = [
+            PY,
+            "-m",
+            "streaming.generate",
+            "--out",
+            str(extra_csv),
+            "--events",
+            str(max(events // 100, 1)),
+            "--days",
+            "2",
+            "--start",
+            start,
+            "--seed",
+            "7",
+            "-q",
+        ]
+        subprocess.run(cmd, cwd=REPO_ROOT, check=True)
+    if lake.exists():
+        subprocess.run(["rm", "-rf", str(lake)], check=True)
+
+    dbt = [str(Path(PY).parent / "dbt")]
+    steps: list[Step] = []
+
+    def record(step: str, cmd: list[str]) -> None:
+        console.print(f"[bold]{events:,}[/] {step} ...")
+        seconds, peak = measure(cmd, env, step)
+        steps.append(Step(events, step, round(seconds, 1), round(peak)))
+        console.print(f"  {seconds:,.1f} s, peak {peak:,.0f} MiB")
+
+    record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)])
+    record("floor: spark scan+aggregate", [PY, "-c", floor_script(lake / "bronze" / "events")])
+    record("dbt seed", [*dbt, "seed"])
+    record("dbt run --full-refresh", [*dbt, "run", "--full-refresh"])
+    record("load +1% (backfill)", [PY, "-m", "streaming.backfill", str(extra_csv)])
+    record("dbt run (incremental)", [*dbt, "run"])
+    return steps
+
+
+def cli(
+    events: Annotated[list[int], typer.Option("--events", help="Sizes to benchmark (repeat the option).")] = [1_000_000, 10_000_000],  # noqa: B006
+    days: Annotated[int, typer.Option(help="Days the generated events span.")] = 7,
+    workdir: Annotated[Path, typer.Option(help="Scratch folder (generated files and lakehouses).")] = Path("/tmp/lakehouse-bench-dbt"),
+    results: Annotated[Path, typer.Option(help="JSON lines file the results are appended to.")] = REPO_ROOT
+    / "bench"
+    / "results"
+    / "dbt.jsonl",
+) -> None:
+    """Time dbt full refresh and incremental runs against the plain-Spark floor."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    env_base = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_DIR"}
+    all_steps: list[Step] = []
+    for n in events:
+        all_steps += bench_size(n, workdir, days, env_base, console)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as fh:
+        for s in all_steps:
+            fh.write(json.dumps({**asdict(s), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    table = Table("events", "step", "seconds", "x floor", "peak RSS MiB")
+    for n in events:
+        floor = next(s.seconds for s in all_steps if s.events == n and s.step.startswith("floor"))
+        for s in (s for s in all_steps if s.events == n):
+            table.add_row(f"{n:,}", s.step, f"{s.seconds:,.1f}", f"{s.seconds / floor:.1f}", f"{s.peak_rss_mb:,.0f}")
+    console.print(table)
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()
