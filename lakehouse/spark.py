@@ -50,6 +50,8 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.ansi.enabled": "false",  # dbt-spark forces this; Python sessions match it
         "spark.sql.adaptive.enabled": "true",
+        # Delta rebuilds table state with 50 tasks by default: on 2 cores that is most of a small batch.
+        "spark.databricks.delta.snapshotPartitions": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.driver.host": "127.0.0.1",

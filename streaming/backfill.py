@@ -11,6 +11,7 @@ Usage: ``python -m streaming.backfill FILE [FILE ...]``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from lakehouse import config
 from lakehouse.spark import get_spark
-from streaming.bronze import BatchResult, BronzePaths, ensure_tables, write_validated
+from streaming.bronze import BronzePaths, ensure_tables, table_version, write_validated
 from streaming.validate import parse_csv_line, validate_fields
 
 
@@ -34,8 +35,15 @@ def numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
     return lines.filter(~is_header & (F.length(F.trim(F.col("line"))) > 0))
 
 
-def backfill_file(spark: SparkSession, cfg: config.Config, path: Path) -> BatchResult:
-    """Load one file (a no-op, ``committed=False``, if this version of it is already loaded)."""
+@dataclass(frozen=True)
+class BackfillResult:
+    bronze: int
+    quarantine: int
+    committed: bool  # False when this version of the file was already loaded
+
+
+def backfill_file(spark: SparkSession, cfg: config.Config, path: Path) -> BackfillResult:
+    """Load one file (a no-op if this version of it is already loaded)."""
     path = path.resolve()
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -53,7 +61,10 @@ def backfill_file(spark: SparkSession, cfg: config.Config, path: Path) -> BatchR
     )
     validated = validate_fields(parse_csv_line(lines))
     version = path.stat().st_mtime_ns // 1_000_000  # a changed file is a new version, the same one is skipped
-    return write_validated(validated, paths, f"backfill:{path}", version)
+    before = table_version(spark, paths.events), table_version(spark, paths.quarantine)
+    result = write_validated(validated, paths, f"backfill:{path}", version)
+    after = table_version(spark, paths.events), table_version(spark, paths.quarantine)
+    return BackfillResult(result.bronze, result.quarantine, committed=after != before)
 
 
 app = typer.Typer(add_completion=False)

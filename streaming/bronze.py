@@ -54,18 +54,17 @@ def ensure_tables(spark: SparkSession, paths: BronzePaths) -> None:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Rows of one batch for bronze and quarantine, and whether any table took new rows."""
+    """Rows of one batch offered to bronze and quarantine."""
 
     bronze: int
     quarantine: int
-    committed: bool
 
 
 def write_validated(validated: DataFrame, paths: BronzePaths, app_id: str, version: int) -> BatchResult:
     """Append one validated batch to bronze and quarantine, exactly once per (app_id, version).
 
     A (app_id, version) pair that a table already holds is skipped by Delta, so a
-    replayed batch adds nothing there; ``committed`` is False when both skipped.
+    replayed batch adds nothing there.
     """
     validated = validated.withColumn("ingested_at", F.current_timestamp()).persist()
     try:
@@ -73,19 +72,20 @@ def write_validated(validated: DataFrame, paths: BronzePaths, app_id: str, versi
             F.count_if(F.col("reason").isNull()).alias("good"),
             F.count_if(F.col("reason").isNotNull()).alias("bad"),
         ).first()
-        wrote_good = _append(bronze_rows(validated), paths.events, app_id, version)
-        wrote_bad = _append(quarantine_rows(validated), paths.quarantine, app_id, version)
+        _append(bronze_rows(validated), paths.events, app_id, version)
+        _append(quarantine_rows(validated), paths.quarantine, app_id, version)
     finally:
         validated.unpersist()
-    return BatchResult(int(counts["good"]), int(counts["bad"]), wrote_good or wrote_bad)
+    return BatchResult(int(counts["good"]), int(counts["bad"]))
 
 
-def _append(df: DataFrame, path: Path, app_id: str, version: int) -> bool:
-    """Idempotent append; True when the table got a new commit."""
+def table_version(spark: SparkSession, path: Path) -> int:
+    """Latest commit version of a Delta table (reads the log only)."""
     from delta.tables import DeltaTable
 
-    spark = df.sparkSession
-    before = DeltaTable.forPath(spark, str(path)).history(1).first()["version"]
+    return int(DeltaTable.forPath(spark, str(path)).history(1).first()["version"])
+
+
+def _append(df: DataFrame, path: Path, app_id: str, version: int) -> None:
     # Commits even an empty batch, so the transaction id records that this version is done.
     df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).save(str(path))
-    return DeltaTable.forPath(spark, str(path)).history(1).first()["version"] != before
