@@ -30,6 +30,7 @@ def _build(spark, events: pd.DataFrame) -> pd.DataFrame:
 
     write_bronze(spark, events, mode="overwrite")
     ensure_quarantine(spark)
+    dbt("seed")  # the mart's category list comes from a seed, which `dbt run` does not load
     dbt("run", "--select", "+fct_purchase_intent_features", "--full-refresh")
     return read_mart("purchase", spark=spark)
 
