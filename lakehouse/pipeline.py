@@ -2,7 +2,7 @@
 
 Starts Kafka, FerretDB and MLflow; generates a realistic data set (or takes a real
 REES46 file); replays it through Kafka; ingests it into Delta bronze with the
-streaming ingest; reconciles; runs ``dbt run`` and ``dbt test``; draws the funnel
+streaming ingest; reconciles; runs ``dbt seed``, ``dbt run`` and ``dbt test``; draws the funnel
 figures; trains both models with their grid searches; and prints a summary with
 row counts per layer, funnel headline numbers, model metrics and where to look
 next. This module is the orchestrator: it only calls the public entry points of
@@ -207,6 +207,7 @@ def main(
         spark = get_spark("pipeline", catalog=True, cfg=cfg)
         run.step("streaming ingest -> bronze", lambda: _ingest(spark, cfg, topic))
         run.facts["reconcile"] = run.step("reconcile Kafka vs bronze", lambda: _reconcile(spark, cfg, topic))
+        run.step("dbt seed", lambda: _dbt("seed"))
         run.step("dbt run", lambda: _dbt("run"))
         run.step("dbt test", lambda: _dbt("test"))
         run.facts["layers"] = _layer_counts(spark)
