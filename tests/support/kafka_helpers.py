@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,3 +48,24 @@ def sample_payloads(path: Path) -> list[tuple[bytes, bytes]]:
                 rec[c] = rec[c] or None
             out.append((str(rec["user_session"]).encode(), json.dumps(rec).encode()))
     return out
+
+
+def synthetic_payloads(n: int, seed: int):
+    """n (key, JSON) events over a week, every 97th a broken payload; deterministic per seed."""
+    rng = random.Random(seed)
+    for i in range(n):
+        if i % 97 == 0:  # a steady trickle of bad records
+            yield b"bad", b'{"event_type": "view", "oops": '
+            continue
+        rec = {
+            "event_time": f"2019-11-0{1 + i % 7} {i % 24:02d}:{i % 60:02d}:00 UTC",
+            "event_type": rng.choice(["view"] * 20 + ["cart", "purchase"]),
+            "product_id": rng.randint(1, 5000),
+            "category_id": 2053013555631882655,
+            "category_code": "electronics.smartphone",
+            "brand": "samsung",
+            "price": round(rng.uniform(1, 900), 2),
+            "user_id": rng.randint(1, 3000),
+            "user_session": f"s-{i // 5}",
+        }
+        yield f"s-{i // 5}".encode(), json.dumps(rec).encode()
