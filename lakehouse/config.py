@@ -57,6 +57,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INGEST_TRIGGER_SECONDS", "5", "Micro-batch trigger interval of the streaming ingest.", int),
     Setting("INGEST_MAX_OFFSETS_PER_TRIGGER", "500000", "Upper bound of Kafka records read per micro-batch.", int),
     Setting("INGEST_STARTING_OFFSETS", "earliest", "Where a new ingest query starts: `earliest` or `latest`."),
+    Setting("SCORER_TRIGGER_SECONDS", "1", "Micro-batch trigger interval of the streaming scorer.", int),
+    Setting("SCORER_MAX_OFFSETS_PER_TRIGGER", "50000", "Upper bound of Kafka records the scorer reads per micro-batch.", int),
+    Setting("SCORER_STARTING_OFFSETS", "latest", "Where a new scorer query starts: `earliest` or `latest`."),
+    Setting("SCORER_MODEL_REFRESH_SECONDS", "30", "How often the scorer checks the registry for a new `champion`.", int),
+    Setting("SCORER_HISTORY_REFRESH_SECONDS", "600", "How often the scorer reloads user/product/category history from bronze.", int),
+    Setting("SCORER_STATE_TIMEOUT_MINUTES", "30", "A session idle this long (processing time) leaves the scorer's state.", int),
+    Setting("PREDICTION_HISTORY_CAP", "20", "Predictions kept in each MongoDB session document's history.", int),
+    Setting("ERASURE_VACUUM_RETAIN_HOURS", "0", "VACUUM retention after a user deletion; 0 removes the erased rows' files now.", int),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -66,7 +66,7 @@ def test_events_become_prediction_rows_and_session_documents(live, spark, kafka)
         ok = len(last) == len(expected) and all(last[s] == len(evs) for s, evs in expected.items())
         return p if ok else None
 
-    preds = wait_for(done, 120, "a prediction at the last event of every session")
+    preds = wait_for(done, 300, "a prediction at the last event of every session")
     assert preds["purchase_probability"].between(0, 1).all()
     assert preds["top_1"].notna().all() and (preds["top_1"] != preds["top_2"]).all()
     assert (preds["purchase_model_version"] == live.versions["purchase"]).all()
@@ -100,7 +100,7 @@ def test_a_new_champion_is_picked_up_without_restart(live, spark, kafka, mlflow_
         p = p[p.session_id.isin(sessions)]
         return p if p.session_id.nunique() == len(sessions) else None
 
-    p = wait_for(done, 90, "predictions of the new sessions")
+    p = wait_for(done, 240, "predictions of the new sessions")
     assert set(p["purchase_model_version"]) == {v2["purchase"]}
     assert set(p["category_model_version"]) == {v2["category"]}
 
@@ -117,7 +117,7 @@ def test_mongodb_outage_delays_the_mirror_but_loses_nothing(live, spark, kafka, 
             p = _predictions(spark, live.path)
             return p[p.session_id.isin(sessions)].session_id.nunique() == len(sessions)
 
-        wait_for(in_delta, 120, "predictions in Delta while MongoDB is down")
+        wait_for(in_delta, 240, "predictions in Delta while MongoDB is down")
         assert live.mirror.pending(), "the un-mirrored documents wait in the outbox"
     finally:
         mongo_svc.start()

@@ -77,7 +77,7 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, every: floa
     last = None
     while time.monotonic() < deadline:
         last = check()
-        if last:
+        if last is not None and not (isinstance(last, bool | int | list) and not last):
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")

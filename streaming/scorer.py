@@ -1,0 +1,453 @@
+"""Streaming scorer: Kafka events -> per-session state -> features -> champion models -> Delta + MongoDB.
+
+Spark Structured Streaming reads the topic, types events with the ingest's own
+validation (invalid ones are the ingest's business and are not scored), and keeps
+every open session's events in state (``applyInPandasWithState``, processing-time
+timeout ``SCORER_STATE_TIMEOUT_MINUTES``). After each micro-batch the driver computes,
+for every touched session, the dbt feature marts' ``f_*`` values at its latest event
+(``streaming.session_features``), scores them with the models holding the
+``champion`` alias (re-checked every ``SCORER_MODEL_REFRESH_SECONDS``), and
+
+* appends the predictions to the Delta ``predictions`` table as an idempotent write
+  keyed by the batch id (``txnAppId``/``txnVersion``, as ``streaming.bronze``): a batch
+  replayed after ``kill -9`` adds nothing;
+* mirrors one document per session to MongoDB through an outbox
+  (``streaming.session_store``): upserts by session id, history entries keyed by the
+  prediction point, so replays do not duplicate and a MongoDB outage only delays the
+  mirror.
+
+Usage: ``python -m streaming.scorer [--topic events] [--trigger-seconds 1] [--starting-offsets latest]``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import typer
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
+
+from lakehouse import config
+from lakehouse.spark import get_spark
+from ml.feature_contract import TASK_SPECS
+from ml.registry import CHAMPION
+from streaming.session_features import PriorHistory, build_history, normalise, point_features, split_sessions
+from streaming.session_store import SessionMirror, session_document
+from streaming.validate import parse_json_payload, validate_fields
+
+log = logging.getLogger("streaming.scorer")
+
+PREDICTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("session_id", "string", "Session scored (dbt session id)."),
+    ("user_id", "bigint", "User of the session."),
+    ("prediction_point", "int", "Events of the session seen when scoring (the dbt mart's prediction_point)."),
+    ("event_time", "timestamp", "Event time of the session's last event at scoring."),
+    ("event_date", "date", "UTC date of event_time."),
+    ("processing_time", "timestamp", "When the scorer produced the prediction."),
+    ("kafka_timestamp", "timestamp", "Kafka timestamp (produce time) of the newest event of the session in the batch."),
+    ("latency_ms", "double", "processing_time - kafka_timestamp: end-to-end latency from produce to prediction."),
+    ("purchase_probability", "double", "P(the session buys after this point); null without a purchase champion."),
+    ("purchase_label", "int", "purchase_probability >= the model's threshold."),
+    ("top_1", "string", "Most likely next top-level category."),
+    ("top_2", "string", "Second most likely category."),
+    ("top_3", "string", "Third most likely category."),
+    ("category_probabilities", "map<string,double>", "P(category) for every top-level category."),
+    ("purchase_model_version", "string", "Registry version of the purchase-intent model used."),
+    ("category_model_version", "string", "Registry version of the category model used."),
+    ("source", "string", "stream, or reprocess for rows written by the reprocess command."),
+    ("batch_id", "bigint", "Micro-batch (or reprocess run) that wrote the row."),
+)
+PREDICTIONS_DDL = ", ".join(f"{n} {t}" for n, t, _ in PREDICTION_COLUMNS)
+
+_STATE_OUT = "state_key string, events_json string, touched_json string, last_kafka_ts timestamp"
+_STATE = "events_json string"
+
+
+def predictions_path(cfg: config.Config) -> Path:
+    return cfg.table_path("gold", "predictions")
+
+
+def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
+    return cfg.checkpoints_dir / f"scorer-{topic}"
+
+
+def ensure_predictions_table(spark: SparkSession, path: Path) -> None:
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark).location(str(path)).comment("Live purchase-intent and category predictions.")
+    for name, sql_type, comment in PREDICTION_COLUMNS:
+        builder = builder.addColumn(name, sql_type, comment=comment)
+    builder.partitionedBy("event_date").execute()
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    model: object
+
+
+class ChampionModels:
+    """The two champions, re-resolved from the registry at most every ``refresh_seconds``.
+
+    Reloading only when the alias points at a new version keeps the check cheap; a
+    registry outage keeps the models already loaded (scoring goes on).
+    """
+
+    def __init__(self, tracking_uri: str, refresh_seconds: float, pinned: dict[str, str] | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.refresh_seconds = refresh_seconds
+        self.pinned = pinned or {}
+        self.models: dict[str, LoadedModel | None] = {"purchase": None, "category": None}
+        self._checked = 0.0
+
+    def refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._checked < self.refresh_seconds:
+            return
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        client = MlflowClient(self.tracking_uri)
+        self._checked = time.monotonic()
+        for task in ("purchase", "category"):
+            name = TASK_SPECS[task].registered_model
+            try:
+                version = self.pinned.get(task) or str(client.get_model_version_by_alias(name, CHAMPION).version)
+            except Exception as exc:  # no champion yet, or registry down: keep what we have
+                if self.models[task] is None:
+                    log.warning("no %s model %s@%s yet (%s); its predictions stay null", task, name, CHAMPION, type(exc).__name__)
+                continue
+            current = self.models[task]
+            if current is None or current.version != version:
+                model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+                self.models[task] = LoadedModel(version, model)
+                log.info("scoring %s with %s version %s", task, name, version)
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Probabilities, label, top-3 and model versions for each feature row (nulls without a model)."""
+        out = pd.DataFrame(index=features.index)
+        p = self.models["purchase"]
+        if p is not None and len(features):
+            res = p.model.predict(features)
+            out["purchase_probability"] = res["probability"].to_numpy(dtype=float)
+            out["purchase_label"] = res["label"].to_numpy().astype("int64")
+        else:
+            out["purchase_probability"], out["purchase_label"] = None, None
+        c = self.models["category"]
+        if c is not None and len(features):
+            res = c.model.predict(features)
+            probs = res[[col for col in res.columns if col.startswith("p_")]]
+            out["category_probabilities"] = [{k[2:]: float(v) for k, v in row.items()} for row in probs.to_dict("records")]
+            for i in (1, 2, 3):
+                out[f"top_{i}"] = res[f"top_{i}"].to_numpy() if f"top_{i}" in res else None
+        else:
+            out["category_probabilities"] = None
+            for i in (1, 2, 3):
+                out[f"top_{i}"] = None
+        out["purchase_model_version"] = p.version if p else None
+        out["category_model_version"] = c.version if c else None
+        return out
+
+
+class HistoryCache:
+    """User/product/category history from bronze, rebuilt every ``refresh_seconds``."""
+
+    def __init__(self, spark: SparkSession, bronze: Path, refresh_seconds: float) -> None:
+        self.spark, self.bronze, self.refresh_seconds = spark, bronze, refresh_seconds
+        self.history = PriorHistory()
+        self._loaded = -1e18
+
+    def get(self) -> PriorHistory:
+        if time.monotonic() - self._loaded >= self.refresh_seconds:
+            try:
+                self.history = build_history(self.spark, self.bronze)
+            except Exception as exc:  # stale history beats no predictions
+                log.warning("history reload failed, keeping the previous one: %s", exc)
+            self._loaded = time.monotonic()
+        return self.history
+
+
+# ---------------------------------------------------------------- scoring (pure pandas, shared with reprocess)
+
+
+def score_sessions(
+    sessions: dict[str, list[dict]],
+    history: PriorHistory,
+    models: ChampionModels,
+    *,
+    kafka_ts: dict[str, pd.Timestamp | None],
+    batch_id: int,
+    source: str,
+    history_cap: int,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Prediction rows and MongoDB documents for sessions scored at their latest event."""
+    if not sessions:
+        return pd.DataFrame(columns=[c for c, _, _ in PREDICTION_COLUMNS]), []
+    keys, feats = [], []
+    for sid, evs in sessions.items():
+        keys.append((sid, evs))
+        feats.append(point_features(evs, len(evs), history))
+    features = pd.DataFrame(feats)
+    scored = models.score(features)
+    now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
+    rows, docs = [], []
+    for i, (sid, evs) in enumerate(keys):
+        last = evs[-1]
+        kts = kafka_ts.get(sid)
+        s = scored.iloc[i]
+        row = {
+            "session_id": sid,
+            "user_id": int(evs[0]["user_id"]),
+            "prediction_point": len(evs),
+            "event_time": pd.Timestamp(last["event_time"]),
+            "event_date": last["event_time"].date(),
+            "processing_time": now,
+            "kafka_timestamp": kts,
+            "latency_ms": (now - kts).total_seconds() * 1000.0 if kts is not None and not pd.isna(kts) else None,
+            "purchase_probability": None if pd.isna(s["purchase_probability"]) else float(s["purchase_probability"]),
+            "purchase_label": None if pd.isna(s["purchase_label"]) else int(s["purchase_label"]),
+            "top_1": s["top_1"],
+            "top_2": s["top_2"],
+            "top_3": s["top_3"],
+            "category_probabilities": s["category_probabilities"],
+            "purchase_model_version": s["purchase_model_version"],
+            "category_model_version": s["category_model_version"],
+            "source": source,
+            "batch_id": int(batch_id),
+        }
+        rows.append(row)
+        docs.append(session_document(sid, evs, row, history_cap))
+    return pd.DataFrame(rows), docs
+
+
+def append_predictions(spark: SparkSession, rows: pd.DataFrame, path: Path, app_id: str, version: int) -> bool:
+    """Idempotent append of one batch's predictions; False when Delta already had this (app_id, version)."""
+    from delta.tables import DeltaTable
+
+    before = DeltaTable.forPath(spark, str(path)).history(1).first()["version"]
+    records = [tuple(_py(r[c]) for c, _, _ in PREDICTION_COLUMNS) for r in rows.to_dict("records")]
+    df = spark.createDataFrame(records, schema=PREDICTIONS_DDL)
+    df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).save(str(path))
+    return DeltaTable.forPath(spark, str(path)).history(1).first()["version"] != before
+
+
+def _py(v: object) -> object:
+    if v is None:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return None if pd.isna(v) else v.to_pydatetime()
+    if isinstance(v, float) and v != v:
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+# ---------------------------------------------------------------- the streaming query
+
+
+def _session_state(timeout_ms: int):
+    """The applyInPandasWithState function: keep a key's events (deduplicated), emit them when touched."""
+
+    def update(key: tuple, pdfs: Iterator[pd.DataFrame], state) -> Iterator[pd.DataFrame]:
+        if state.hasTimedOut:
+            state.remove()
+            return
+        known: dict[str, dict] = {}
+        if state.exists:
+            for e in json.loads(state.get[0]):
+                known[e["event_id"]] = e
+        touched: list[str] = []
+        last_ts = None
+        for pdf in pdfs:
+            for rec in pdf.to_dict("records"):
+                e = normalise(
+                    {
+                        k: rec[k]
+                        for k in (
+                            "event_time",
+                            "event_type",
+                            "product_id",
+                            "category_id",
+                            "category_code",
+                            "brand",
+                            "price",
+                            "user_id",
+                            "user_session",
+                        )
+                    }
+                )
+                e["event_time"] = e["event_time"].isoformat()
+                eid = e["event_id"]
+                if eid not in known:
+                    known[eid] = e
+                touched.append(eid)
+                ts = rec["kafka_timestamp"]
+                last_ts = ts if last_ts is None or ts > last_ts else last_ts
+        blob = json.dumps(list(known.values()))
+        state.update((blob,))
+        state.setTimeoutDuration(timeout_ms)
+        yield pd.DataFrame(
+            {"state_key": [key[0]], "events_json": [blob], "touched_json": [json.dumps(touched)], "last_kafka_ts": [last_ts]}
+        )
+
+    return update
+
+
+def typed_events(raw: DataFrame) -> DataFrame:
+    """Valid events with their Kafka timestamp and the state key (session, or user for null sessions)."""
+    v = validate_fields(parse_json_payload(raw.select("value", F.col("timestamp").alias("kafka_timestamp"))))
+    v = v.filter(F.col("reason").isNull())
+    key = F.coalesce(F.col("user_session"), F.concat(F.lit("nosession-"), F.col("user_id").cast("string")))
+    cols = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]
+    return v.select(key.alias("state_key"), *cols, "kafka_timestamp")
+
+
+def sessions_from_state(pdf: pd.DataFrame) -> tuple[dict[str, list[dict]], dict[str, pd.Timestamp | None]]:
+    """The touched dbt sessions (all their events) and the newest Kafka timestamp of each."""
+    out: dict[str, list[dict]] = {}
+    kts: dict[str, pd.Timestamp | None] = {}
+    for rec in pdf.to_dict("records"):
+        events = [normalise(e) for e in json.loads(rec["events_json"])]
+        touched = set(json.loads(rec["touched_json"]))
+        for sid, evs in split_sessions(events).items():
+            if any(e["event_id"] in touched for e in evs):
+                out[sid] = evs
+                kts[sid] = None if pd.isna(rec["last_kafka_ts"]) else pd.Timestamp(rec["last_kafka_ts"])
+    return out, kts
+
+
+@dataclass
+class Scorer:
+    """Everything the foreachBatch function needs, built once per process."""
+
+    spark: SparkSession
+    cfg: config.Config
+    topic: str
+    models: ChampionModels
+    history: HistoryCache
+    mirror: SessionMirror
+
+    @property
+    def app_id(self) -> str:
+        return f"scorer:{self.topic}"
+
+    def handle(self, batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        pdf = batch.toPandas()
+        self.models.refresh()
+        sessions, kts = sessions_from_state(pdf)
+        rows, docs = score_sessions(
+            sessions,
+            self.history.get(),
+            self.models,
+            kafka_ts=kts,
+            batch_id=batch_id,
+            source="stream",
+            history_cap=int(self.cfg["PREDICTION_HISTORY_CAP"]),
+        )
+        wrote = append_predictions(self.spark, rows, predictions_path(self.cfg), self.app_id, batch_id) if len(rows) else False
+        mirrored = self.mirror.publish(batch_id, docs)
+        log.info(
+            "batch %d: %d sessions scored, delta %s, mongo %s, %.2fs",
+            batch_id,
+            len(rows),
+            "written" if wrote else "skipped (replay or empty)",
+            "up to date" if mirrored else "pending in outbox",
+            time.monotonic() - started,
+        )
+
+
+def start(
+    spark: SparkSession,
+    cfg: config.Config,
+    *,
+    topic: str | None = None,
+    trigger_seconds: float | None = None,
+    starting_offsets: str | None = None,
+    max_offsets: int | None = None,
+    models: ChampionModels | None = None,
+    mirror: SessionMirror | None = None,
+):
+    """Start the scoring query; returns (query, scorer)."""
+    topic = topic or str(cfg["KAFKA_TOPIC"])
+    ensure_predictions_table(spark, predictions_path(cfg))
+    models = models or ChampionModels(cfg.mlflow_uri, float(cfg["SCORER_MODEL_REFRESH_SECONDS"]))
+    models.refresh(force=True)
+    mirror = mirror or SessionMirror.from_config(cfg, topic)
+    history = HistoryCache(spark, cfg.table_path("bronze", "events"), float(cfg["SCORER_HISTORY_REFRESH_SECONDS"]))
+    scorer = Scorer(spark, cfg, topic, models, history, mirror)
+    raw = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets or str(cfg["SCORER_STARTING_OFFSETS"]))
+        .option("maxOffsetsPerTrigger", int(max_offsets or cfg["SCORER_MAX_OFFSETS_PER_TRIGGER"]))
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    timeout_ms = int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60_000
+    stateful = (
+        typed_events(raw)
+        .groupBy("state_key")
+        .applyInPandasWithState(_session_state(timeout_ms), _STATE_OUT, _STATE, "update", GroupStateTimeout.ProcessingTimeTimeout)
+    )
+    seconds = float(trigger_seconds if trigger_seconds is not None else cfg["SCORER_TRIGGER_SECONDS"])
+    query = (
+        stateful.writeStream.outputMode("update")
+        .foreachBatch(scorer.handle)
+        .option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
+        .trigger(processingTime=f"{seconds} seconds")
+        .queryName(f"scorer-{topic}")
+        .start()
+    )
+    mirror.start_background_flush()
+    return query, scorer
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    topic: str = typer.Option(None, help="Kafka topic to read (default: KAFKA_TOPIC)."),
+    trigger_seconds: float = typer.Option(None, help="Micro-batch interval in seconds (default: SCORER_TRIGGER_SECONDS)."),
+    starting_offsets: str = typer.Option(None, help="earliest or latest, for a new checkpoint (default: SCORER_STARTING_OFFSETS)."),
+    max_offsets: int = typer.Option(None, help="Max records per micro-batch (default: SCORER_MAX_OFFSETS_PER_TRIGGER)."),
+) -> None:
+    """Score live sessions from Kafka with the champion models into Delta `predictions` and MongoDB `sessions`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = config.load()
+    spark = get_spark("scorer", catalog=False, cfg=cfg, extra={"spark.sql.streaming.stateStore.stateSchemaCheck": "true"})
+    query, scorer = start(
+        spark, cfg, topic=topic, trigger_seconds=trigger_seconds, starting_offsets=starting_offsets, max_offsets=max_offsets
+    )
+    log.info("scorer running: %s -> %s + mongo %s", topic or cfg["KAFKA_TOPIC"], predictions_path(cfg), cfg["MONGO_DB"])
+
+    def _stop(signum, _frame):
+        log.info("stopping scorer (signal %d)", signum)
+        query.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    query.awaitTermination()
+    scorer.mirror.stop_background_flush()
+    scorer.mirror.flush()
+    if query.exception() is not None:
+        typer.secho(f"scorer failed: {query.exception()}", fg="red", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,340 @@
+"""Session store commands: export, user history, user deletion (erasure) and reprocessing.
+
+``python -m streaming.session_admin --help``. Every value typed by a person is
+parsed into a Python ``int`` or ``datetime`` before it reaches a MongoDB filter or
+a Delta predicate, so a user id like ``{"$ne": 0}`` or ``1 or 1=1`` is rejected
+with a clear message instead of becoming a query operator or SQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from bson import json_util
+
+from lakehouse import config
+from streaming.session_store import COLLECTION, connect
+
+_USER_ID = re.compile(r"^[0-9]{1,19}$")
+_MAX_ID = 2**63 - 1
+CSV_FIELDS = (
+    "session_id",
+    "user_id",
+    "start_time",
+    "last_event_time",
+    "n_events",
+    "view",
+    "cart",
+    "remove_from_cart",
+    "purchase",
+    "categories",
+    "purchase_probability",
+    "top3",
+    "purchase_model_version",
+    "category_model_version",
+)
+
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+class InputError(ValueError):
+    """A value typed by a person that is not what the command accepts."""
+
+
+def parse_user_id(text: str) -> int:
+    """A user id as a positive 64-bit integer; anything else raises InputError saying why."""
+    value = str(text).strip()
+    if not _USER_ID.fullmatch(value) or not 0 < int(value) <= _MAX_ID:
+        raise InputError(f"user id must be a positive integer (digits only, at most 19), got {text!r}")
+    return int(value)
+
+
+def parse_time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace(" UTC", "").replace("Z", "")).replace(tzinfo=None)
+    except ValueError as exc:
+        raise InputError(f"{name} must be an ISO date/time like 2019-11-01 or 2019-11-01T12:00:00, got {text!r}") from exc
+
+
+def session_filter(user: int | None, since: datetime | None, until: datetime | None) -> dict:
+    """A MongoDB filter built only from typed values (never from raw user text)."""
+    flt: dict = {}
+    if user is not None:
+        flt["user_id"] = int(user)
+    rng = {}
+    if since is not None:
+        rng["$gte"] = since
+    if until is not None:
+        rng["$lt"] = until
+    if rng:
+        flt["last_event_time"] = rng
+    return flt
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _collection(cfg: config.Config):
+    return connect(cfg.mongo_uri)[str(cfg["MONGO_DB"])][COLLECTION]
+
+
+def csv_row(doc: dict) -> dict:
+    p = doc.get("latest_prediction") or {}
+    counts = doc.get("counts") or {}
+    return {
+        "session_id": doc.get("session_id"),
+        "user_id": doc.get("user_id"),
+        "start_time": doc.get("start_time"),
+        "last_event_time": doc.get("last_event_time"),
+        "n_events": doc.get("n_events"),
+        **{t: counts.get(t, 0) for t in ("view", "cart", "remove_from_cart", "purchase")},
+        "categories": ";".join(doc.get("categories") or []),
+        "purchase_probability": p.get("purchase_probability"),
+        "top3": ";".join(p.get("top3") or []),
+        "purchase_model_version": p.get("purchase_model_version"),
+        "category_model_version": p.get("category_model_version"),
+    }
+
+
+def export_sessions(coll, flt: dict, out, fmt: str, progress: bool = True) -> int:
+    """Stream matching documents to ``out`` as JSON Lines or CSV; returns how many."""
+    from tqdm import tqdm
+
+    total = coll.count_documents(flt)
+    cursor = coll.find(flt).sort([("user_id", 1), ("last_event_time", 1)]).batch_size(500)
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    n = 0
+    for doc in tqdm(cursor, total=total, unit="session", disable=not progress, file=sys.stderr):
+        if writer:
+            writer.writerow(csv_row(doc))
+        else:
+            out.write(json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS) + "\n")
+        n += 1
+    return n
+
+
+@app.command()
+def export(
+    output: Path = typer.Option(Path("-"), "--output", "-o", help="File to write; '-' is stdout."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+    user: str = typer.Option(None, help="Only this user's sessions (integer id)."),
+    since: str = typer.Option(None, help="Only sessions whose last event is at or after this time (ISO)."),
+    until: str = typer.Option(None, help="Only sessions whose last event is before this time (ISO)."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+) -> None:
+    """Export session documents (all, by user, by time range) as JSON Lines or CSV, streaming."""
+    try:
+        if fmt not in ("jsonl", "csv"):
+            raise InputError(f"--format must be jsonl or csv, got {fmt!r}")
+        flt = session_filter(parse_user_id(user) if user is not None else None, parse_time(since, "--since"), parse_time(until, "--until"))
+    except InputError as exc:
+        _fail(exc)
+    cfg = config.load()
+    coll = _collection(cfg)
+    if str(output) == "-":
+        n = export_sessions(coll, flt, sys.stdout, fmt, progress)
+    else:
+        with open(output, "w", newline="") as fh:
+            n = export_sessions(coll, flt, fh, fmt, progress)
+    typer.echo(f"exported {n} session(s)", err=True)
+
+
+def user_history(coll, user_id: int) -> list[dict]:
+    return list(coll.find(session_filter(user_id, None, None)).sort("start_time", 1))
+
+
+@app.command()
+def history(
+    user: str = typer.Argument(..., help="User id (integer)."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Show a user's sessions and their predictions."""
+    try:
+        uid = parse_user_id(user)
+    except InputError as exc:
+        _fail(exc)
+    docs = user_history(_collection(config.load()), uid)
+    if fmt == "json":
+        typer.echo(json_util.dumps(docs, json_options=json_util.RELAXED_JSON_OPTIONS, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"user {uid}: {len(docs)} session(s)")
+    for col in ("session", "start", "last event", "events", "carts", "buys", "P(buy)", "top 3", "predictions", "models"):
+        table.add_column(col)
+    for d in docs:
+        p = d.get("latest_prediction") or {}
+        prob = p.get("purchase_probability")
+        table.add_row(
+            str(d["session_id"]),
+            str(d.get("start_time")),
+            str(d.get("last_event_time")),
+            str(d.get("n_events")),
+            str(d["counts"].get("cart", 0)),
+            str(d["counts"].get("purchase", 0)),
+            "-" if prob is None else f"{prob:.3f}",
+            ", ".join(p.get("top3") or []),
+            str(len(d.get("predictions") or [])),
+            f"p{p.get('purchase_model_version')}/c{p.get('category_model_version')}",
+        )
+    Console().print(table)
+
+
+def delete_user_data(spark, cfg: config.Config, user_id: int, retain_hours: int) -> dict[str, int]:
+    """Erase one user: MongoDB documents, Delta predictions and bronze rows (DELETE, then VACUUM)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from streaming.scorer import predictions_path
+
+    user_id = int(user_id)
+    removed = {"mongo_sessions": _collection(cfg).delete_many({"user_id": user_id}).deleted_count}
+    for name, path in (("delta_predictions", predictions_path(cfg)), ("bronze_events", cfg.table_path("bronze", "events"))):
+        if not (path / "_delta_log").exists():
+            removed[name] = 0
+            continue
+        table = DeltaTable.forPath(spark, str(path))
+        removed[name] = table.toDF().filter(F.col("user_id") == F.lit(user_id)).count()
+        if removed[name]:
+            table.delete(F.col("user_id") == F.lit(user_id))
+        # VACUUM: the deleted rows still live in older data files until these are removed.
+        spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retain_hours)} HOURS")
+    return removed
+
+
+@app.command("delete-user")
+def delete_user(
+    user: str = typer.Argument(..., help="User id (integer) to erase."),
+    retain_hours: int = typer.Option(None, help="VACUUM retention in hours (default: ERASURE_VACUUM_RETAIN_HOURS)."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Erase a user: session documents, prediction rows and bronze events (DELETE then VACUUM)."""
+    try:
+        uid = parse_user_id(user)
+    except InputError as exc:
+        _fail(exc)
+    if not yes:
+        typer.confirm(f"Erase every session, prediction and bronze event of user {uid}?", abort=True)
+    from lakehouse.spark import get_spark
+
+    cfg = config.load()
+    hours = int(cfg["ERASURE_VACUUM_RETAIN_HOURS"] if retain_hours is None else retain_hours)
+    removed = delete_user_data(get_spark("session-admin", catalog=False, cfg=cfg), cfg, uid, hours)
+    for k, v in removed.items():
+        typer.echo(f"{k}: {v} removed")
+    typer.echo(f"VACUUM retention: {hours} h. Rebuild the marts without the user: `dbt run --full-refresh`.")
+
+
+def reprocess_range(
+    spark,
+    cfg: config.Config,
+    start: datetime,
+    end: datetime,
+    versions: dict[str, str],
+) -> dict[str, int]:
+    """Re-score every session with an event in [start, end) from bronze, replacing its predictions and document.
+
+    Idempotent: the session's prediction rows are deleted and rewritten, its document
+    replaced whole (history = the reprocessed prediction), so a second run ends in the
+    same state.
+    """
+    from datetime import timedelta
+
+    from delta.tables import DeltaTable
+    from pymongo import ReplaceOne
+    from pyspark.sql import functions as F
+
+    from streaming.scorer import ChampionModels, append_predictions, ensure_predictions_table, predictions_path, score_sessions
+    from streaming.session_features import build_history, normalise, split_sessions
+
+    bronze = spark.read.format("delta").load(str(cfg.table_path("bronze", "events")))
+    in_range = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end))
+    keys = bronze.filter(in_range).select("user_session", "user_id").distinct()
+    sess_ids = [r[0] for r in keys.filter(F.col("user_session").isNotNull()).select("user_session").collect()]
+    null_users = [r[0] for r in keys.filter(F.col("user_session").isNull()).select("user_id").collect()]
+    near = (F.col("event_time") >= F.lit(start - timedelta(days=1))) & (F.col("event_time") < F.lit(end + timedelta(days=1)))
+    cond = F.col("user_session").isin(sess_ids) if sess_ids else F.lit(False)
+    if null_users:
+        cond = cond | (F.col("user_session").isNull() & F.col("user_id").isin(null_users) & near)
+    cols = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]
+    events = [normalise(r.asDict()) for r in bronze.filter(cond).select(*cols).collect()]
+    sessions = {sid: evs for sid, evs in split_sessions(events).items() if any(start <= e["event_time"] < end for e in evs)}
+    models = ChampionModels(cfg.mlflow_uri, 0, pinned={k: v for k, v in versions.items() if v})
+    models.refresh(force=True)
+    rows, docs = score_sessions(
+        sessions,
+        build_history(spark, cfg.table_path("bronze", "events")),
+        models,
+        kafka_ts={},
+        batch_id=-1,
+        source="reprocess",
+        history_cap=int(cfg["PREDICTION_HISTORY_CAP"]),
+    )
+    path = predictions_path(cfg)
+    ensure_predictions_table(spark, path)
+    if sessions:
+        DeltaTable.forPath(spark, str(path)).delete(F.col("session_id").isin(list(sessions)))
+    if len(rows):
+        # a fresh app id per run: the rows must land even though batch -1 was written before
+        append_predictions(spark, rows, path, f"reprocess:{datetime.now().isoformat()}", 0)
+    if docs:
+        ops = []
+        for d in docs:
+            full = {k: v for k, v in d.items() if k != "history_cap"}
+            ops.append(ReplaceOne({"_id": d["_id"]}, full, upsert=True))
+        _collection(cfg).bulk_write(ops, ordered=False)
+    return {"sessions": len(sessions), "prediction_rows": len(rows), "documents": len(docs)}
+
+
+@app.command()
+def reprocess(
+    start: str = typer.Option(..., help="Start of the event-time range (ISO, inclusive)."),
+    end: str = typer.Option(..., help="End of the event-time range (ISO, exclusive)."),
+    purchase_version: str = typer.Option(None, help="purchase_intent model version (default: the champion)."),
+    category_version: str = typer.Option(None, help="category_top3 model version (default: the champion)."),
+) -> None:
+    """Re-score the sessions of a time range from bronze with chosen model versions (replaces their predictions)."""
+    try:
+        s, e = parse_time(start, "--start"), parse_time(end, "--end")
+        for name, v in (("--purchase-version", purchase_version), ("--category-version", category_version)):
+            if v is not None and not re.fullmatch(r"[0-9]{1,9}", v):
+                raise InputError(f"{name} must be a model version number, got {v!r}")
+        if s >= e:
+            raise InputError("--start must be before --end")
+    except InputError as exc:
+        _fail(exc)
+    from lakehouse.spark import get_spark
+
+    cfg = config.load()
+    spark = get_spark("session-admin", catalog=False, cfg=cfg)
+    result = reprocess_range(spark, cfg, s, e, {"purchase": purchase_version, "category": category_version})
+    typer.echo(json.dumps(result))
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    with open(path) as fh:
+        for line in fh:
+            if line.strip():
+                yield json_util.loads(line)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""Live purchase-intent and category features: the dbt feature marts' rules, for one session.
+
+The dbt marts (``fct_purchase_intent_features``, ``fct_category_features``) are THE
+definitions. The scorer cannot run dbt per micro-batch, so this module restates
+them in Python for the events of one session, and ``tests/integration/
+test_scorer_parity.py`` runs dbt and this module on the same bronze events and
+requires every ``f_*`` value to be equal: a drift between the two is a failing
+test, not a silent training/serving skew.
+
+Rules copied from the SQL (keep them in step, the parity test will tell):
+
+* staging: exact duplicates (all nine REES46 fields) count once; ``category_top`` is
+  the first segment of ``category_code`` or ``unknown``; ``event_id`` is the sha256
+  of the fields joined by ``|`` (used only to break ties in the order).
+* ordering: ``event_time, funnel rank of event_type, product_id, event_id``.
+* sessions: ``user_session``; null sessions split per user by a 30-minute gap into
+  ``timeout-<user>-<yyyyMMddHHmmss of start>``.
+* history ("prior") features come from days strictly before the session's start day
+  (user) or before the point's event day (product, category): :class:`PriorHistory`,
+  built from bronze with the same dedup and sessionization by :func:`build_history`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.feature_contract import CATEGORIES
+
+EVENT_TYPE_RANK = {"view": 1, "cart": 2, "remove_from_cart": 3, "purchase": 4}
+SESSION_TIMEOUT = timedelta(minutes=30)  # dbt var session_timeout_minutes
+_SEC = 1_000_000_000  # ns
+
+
+def _spark_double_str(x: float) -> str:
+    """`cast(double as string)` in Spark for the price range the contract admits."""
+    if x == int(x) and abs(x) < 1e7:
+        return f"{float(x)!r}"
+    return repr(float(x))
+
+
+def _spark_ts_str(t: datetime) -> str:
+    s = t.strftime("%Y-%m-%d %H:%M:%S")
+    if t.microsecond:
+        s += ("." + f"{t.microsecond:06d}").rstrip("0")
+    return s
+
+
+def event_id(e: dict) -> str:
+    """The staging model's ``event_id`` (sha256 over the nine fields, ``\\N`` for nulls)."""
+    parts = [
+        _spark_ts_str(e["event_time"]),
+        e["event_type"],
+        str(e["product_id"]),
+        str(e["category_id"]),
+        "\\N" if e.get("category_code") is None else e["category_code"],
+        "\\N" if e.get("brand") is None else e["brand"],
+        _spark_double_str(e["price"]),
+        str(e["user_id"]),
+        "\\N" if e.get("user_session") is None else e["user_session"],
+    ]
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+
+
+def category_top(code: str | None) -> str:
+    if not code:
+        return "unknown"
+    first = code.split(".")[0]
+    return first or "unknown"
+
+
+def normalise(e: dict) -> dict:
+    """One event as staging sees it: typed, with event_id and category_top."""
+    out = dict(e)
+    t = out["event_time"]
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t.replace(" UTC", ""))
+    elif isinstance(t, pd.Timestamp):
+        t = t.to_pydatetime()
+    out["event_time"] = t.replace(tzinfo=None)
+    for k in ("category_code", "brand", "user_session"):
+        v = out.get(k)
+        out[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v)
+    out["product_id"], out["category_id"], out["user_id"] = int(out["product_id"]), int(out["category_id"]), int(out["user_id"])
+    out["price"] = float(out["price"])
+    out.setdefault("event_id", event_id(out))
+    out["event_type"] = str(out["event_type"]).lower()
+    out["category_top"] = category_top(out["category_code"])
+    return out
+
+
+def dedupe_and_order(events: Iterable[dict]) -> list[dict]:
+    """Drop exact duplicates (same event_id), then order as ``ordered_session_events`` does."""
+    seen: dict[str, dict] = {}
+    for e in events:
+        seen.setdefault(e["event_id"], e)
+    return sorted(seen.values(), key=lambda e: (e["event_time"], EVENT_TYPE_RANK.get(e["event_type"], 9), e["product_id"], e["event_id"]))
+
+
+def split_sessions(events: Sequence[dict]) -> dict[str, list[dict]]:
+    """Group normalised events into dbt sessions (timeout rule for null user_session)."""
+    out: dict[str, list[dict]] = {}
+    by_user: dict[int, list[dict]] = {}
+    for e in events:
+        if e["user_session"] is not None:
+            out.setdefault(e["user_session"], []).append(e)
+        else:
+            by_user.setdefault(e["user_id"], []).append(e)
+    for user, evs in by_user.items():
+        evs = sorted(evs, key=lambda e: (e["event_time"], e["event_id"]))
+        start = prev = None
+        for e in evs:
+            if prev is None or (e["event_time"] - prev) > SESSION_TIMEOUT:
+                start = e["event_time"]
+            prev = e["event_time"]
+            out.setdefault(f"timeout-{user}-{start:%Y%m%d%H%M%S}", []).append(e)
+    return {sid: dedupe_and_order(evs) for sid, evs in out.items()}
+
+
+def _epoch(t: datetime) -> int:
+    """``unix_timestamp``: whole seconds."""
+    return math.floor((t - datetime(1970, 1, 1)).total_seconds())
+
+
+@dataclass
+class PriorHistory:
+    """Per-key daily totals, answering "what was known at the start of day D".
+
+    ``user`` columns: user_id, event_date, sessions_started, events, purchases, spend,
+    last_event_time, events_<category>...; ``product``: product_id, event_date, views,
+    purchases; ``category``: category_top, event_date, views, purchases.
+    """
+
+    user: pd.DataFrame = field(default_factory=pd.DataFrame)
+    product: pd.DataFrame = field(default_factory=pd.DataFrame)
+    category: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __post_init__(self) -> None:
+        self._index = {name: _index(getattr(self, name)) for name in ("user", "product", "category")}
+
+    def prior(self, table: str, key: object, day: date) -> dict[str, float] | None:
+        """Column sums over the key's days strictly before ``day`` (None when there are none)."""
+        rows = self._index[table].get(key)
+        if rows is None:
+            return None
+        days, frame = rows
+        n = int(np.searchsorted(days, np.datetime64(day, "D"), side="left"))
+        if n == 0:
+            return None
+        part = frame.iloc[:n]
+        out = {c: float(part[c].sum()) for c in part.columns if c not in ("event_date", "last_event_time")}
+        if "last_event_time" in part:
+            out["last_event_time"] = part["last_event_time"].max()
+        return out
+
+
+def _index(frame: pd.DataFrame) -> dict:
+    if frame is None or frame.empty:
+        return {}
+    key = frame.columns[0]
+    frame = frame.sort_values([key, "event_date"])
+    out = {}
+    for k, g in frame.groupby(key, sort=False):
+        days = pd.to_datetime(g["event_date"]).to_numpy().astype("datetime64[D]")
+        out[k] = (days, g.drop(columns=[key]).reset_index(drop=True))
+    return out
+
+
+def _days(seconds: int) -> float:
+    """``seconds / 86400.0`` as Spark SQL computes it: ``86400.0`` is a DECIMAL literal, so the
+    quotient is a decimal rounded half-up to 7 places before the cast to double (the parity
+    test caught the difference at the 8th decimal)."""
+    return float((Decimal(seconds) / Decimal(86400)).quantize(Decimal("1e-7"), rounding=ROUND_HALF_UP))
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+def point_features(session: Sequence[dict], k: int, history: PriorHistory) -> dict[str, float]:
+    """Every ``f_*`` of both marts for the point just after the session's k-th event."""
+    evs = session[:k]
+    last = evs[-1]
+    start = session[0]["event_time"]
+    types = [e["event_type"] for e in evs]
+    prices = [e["price"] for e in evs]
+    n_views, n_carts = types.count("view"), types.count("cart")
+    cart_value = 0.0
+    for e in evs:
+        cart_value += e["price"] if e["event_type"] == "cart" else -e["price"] if e["event_type"] == "remove_from_cart" else 0.0
+    f: dict[str, float] = {
+        "f_n_events": k,
+        "f_n_views": n_views,
+        "f_n_carts": n_carts,
+        "f_n_removes": types.count("remove_from_cart"),
+        "f_n_purchases": types.count("purchase"),
+        "f_n_distinct_products": len({e["product_id"] for e in evs}),
+        "f_n_distinct_categories": len({e["category_id"] for e in evs}),
+        "f_seconds_in_session": float(_epoch(last["event_time"]) - _epoch(start)),
+        "f_seconds_since_prev_event": float(_epoch(last["event_time"]) - _epoch(evs[-2]["event_time"])) if k > 1 else -1.0,
+        "f_mean_price": sum(prices) / k,
+        "f_max_price": max(prices),
+        "f_last_price": last["price"],
+        "f_cart_value": max(cart_value, 0.0),
+        "f_has_cart": int(n_carts > 0),
+        "f_last_is_cart": int(last["event_type"] == "cart"),
+        "f_repeat_product_views": n_views - len({e["product_id"] for e in evs if e["event_type"] == "view"}),
+    }
+    user = history.prior("user", session[0]["user_id"], start.date())
+    f["f_user_prior_sessions"] = user["sessions_started"] if user else 0
+    f["f_user_prior_purchases"] = user["purchases"] if user else 0
+    f["f_user_prior_spend"] = user["spend"] if user else 0.0
+    lt = user["last_event_time"] if user else None
+    f["f_user_days_since_last_session"] = _days(_epoch(start) - _epoch(pd.Timestamp(lt).to_pydatetime())) if lt is not None else -1.0
+    prod = history.prior("product", last["product_id"], last["event_time"].date())
+    f["f_product_prior_views"] = prod["views"] if prod else 0
+    f["f_product_prior_conversion"] = _ratio(prod["purchases"], prod["views"]) if prod else 0.0
+    cat = history.prior("category", last["category_top"], last["event_time"].date())
+    f["f_category_prior_conversion"] = _ratio(cat["purchases"], cat["views"]) if cat else 0.0
+    f["f_hour_of_day"] = last["event_time"].hour
+    f["f_day_of_week"] = (last["event_time"].weekday() + 1) % 7 + 1  # Spark dayofweek: 1 = Sunday
+    prior_events = user["events"] if user else 0.0
+    f["f_user_prior_events"] = prior_events
+    for c in CATEGORIES:
+        f[f"f_prior_share_{c}"] = _ratio(user.get(f"events_{c}", 0.0), prior_events) if user else 0.0
+    for c in CATEGORIES:
+        f[f"f_so_far_{c}"] = sum(1 for e in evs if e["category_top"] == c)
+    return {k_: float(v) for k_, v in f.items()}
+
+
+# ---------------------------------------------------------------- history from bronze (Spark)
+
+_HISTORY_SQL = """
+with raw as (select * from delta.`{bronze}` {where}),
+ranked as (
+  select *, row_number() over (
+    partition by event_date, event_time, event_type, product_id, category_id, category_code, brand, price, user_id, user_session
+    order by ingested_at, source_line, kafka_partition, kafka_offset) as rk
+  from raw),
+ev as (
+  select event_time, cast(event_date as date) as event_date, lower(event_type) as event_type, product_id, user_id, price,
+         coalesce(nullif(split(category_code, '\\\\.')[0], ''), 'unknown') as category_top,
+         nullif(user_session, '') as user_session
+  from ranked where rk = 1),
+shop as (
+  select user_session as sid, min_by(user_id, struct(event_time, event_type)) as user_id, min(event_time) as start
+  from ev where user_session is not null group by user_session),
+gaps as (
+  select user_id, event_time,
+    case when lag(event_time) over w is null then 1
+         when unix_timestamp(event_time) - unix_timestamp(lag(event_time) over w) > {timeout} then 1 else 0 end as is_start
+  from ev where user_session is null window w as (partition by user_id order by event_time)),
+starts as (
+  select user_id, start from shop
+  union all select user_id, event_time as start from gaps where is_start = 1)
+select 'user' as t, cast(user_id as string) as k, event_date, count(*) as events,
+  count_if(event_type = 'purchase') as purchases, coalesce(sum(case when event_type = 'purchase' then price end), 0) as spend,
+  max(event_time) as last_event_time, 0L as views, {cat_cols}
+from ev group by user_id, event_date
+union all
+select 'started', cast(user_id as string), cast(start as date), count(*), 0, 0, null, 0L, {zero_cats}
+from starts group by user_id, cast(start as date)
+union all
+select 'product', cast(product_id as string), event_date, 0, count_if(event_type = 'purchase'), 0, null,
+  count_if(event_type = 'view'), {zero_cats}
+from ev group by product_id, event_date
+union all
+select 'category', category_top, event_date, 0, count_if(event_type = 'purchase'), 0, null,
+  count_if(event_type = 'view'), {zero_cats}
+from ev group by category_top, event_date
+"""
+
+
+def history_from_rows(rows: pd.DataFrame) -> PriorHistory:
+    """Turn the long frame of :data:`_HISTORY_SQL` into a :class:`PriorHistory`."""
+    rows = rows.copy()
+    rows["event_date"] = pd.to_datetime(rows["event_date"])
+    cats = [f"events_{c}" for c in CATEGORIES]
+    u = rows[rows.t == "user"]
+    s = rows[rows.t == "started"][["k", "event_date", "events"]].rename(columns={"events": "sessions_started"})
+    user = u.merge(s, on=["k", "event_date"], how="outer").fillna({"sessions_started": 0, "events": 0, "purchases": 0, "spend": 0})
+    user = user.fillna(dict.fromkeys(cats, 0))
+    user["user_id"] = user["k"].astype("int64")
+    user = user[["user_id", "event_date", "sessions_started", "events", "purchases", "spend", "last_event_time", *cats]]
+    p = rows[rows.t == "product"].assign(product_id=lambda d: d["k"].astype("int64"))[["product_id", "event_date", "views", "purchases"]]
+    c = rows[rows.t == "category"].rename(columns={"k": "category_top"})[["category_top", "event_date", "views", "purchases"]]
+    return PriorHistory(user.reset_index(drop=True), p.reset_index(drop=True), c.reset_index(drop=True))
+
+
+def build_history(spark, bronze_path: Path, before: date | None = None) -> PriorHistory:
+    """Daily history totals from the bronze Delta table (by path), days before ``before`` only.
+
+    Reads bronze rather than the dbt intermediate relations because those are views
+    in the Derby catalog, which the long-running scorer must not hold.
+    """
+    if not (Path(bronze_path) / "_delta_log").exists():
+        return PriorHistory()
+    where = f"where event_date < date'{before.isoformat()}'" if before else ""
+    cat_cols = ", ".join(f"count_if(category_top = '{c}') as events_{c}" for c in CATEGORIES)
+    zero_cats = ", ".join("0L" for _ in CATEGORIES)
+    sql = _HISTORY_SQL.format(
+        bronze=bronze_path, where=where, timeout=int(SESSION_TIMEOUT.total_seconds()), cat_cols=cat_cols, zero_cats=zero_cats
+    )
+    return history_from_rows(spark.sql(sql).toPandas())
+
+
+def features_for_events(events: Iterable[dict], history: PriorHistory, points: int | None = None) -> pd.DataFrame:
+    """Rows (session_id, user_id, prediction_point, f_*...) for raw events; all points or the first ``points``."""
+    sessions = split_sessions([normalise(e) for e in events])
+    rows = []
+    for sid, evs in sessions.items():
+        upto = len(evs) if points is None else min(points, len(evs))
+        for k in range(1, upto + 1):
+            rows.append({"session_id": sid, "user_id": evs[0]["user_id"], "prediction_point": k, **point_features(evs, k, history)})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    """Print the live features of a header-less REES46 CSV's sessions (no history): a quick look for humans.
+
+    Usage: ``python -m streaming.session_features FILE.csv [POINTS]``
+    """
+    import sys
+
+    from streaming.events import CSV_COLUMNS
+
+    frame = pd.read_csv(sys.argv[1], header=None, names=list(CSV_COLUMNS), keep_default_na=False, dtype=str)
+    frame = frame.replace("", None)
+    points = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    print(features_for_events(frame.to_dict("records"), PriorHistory(), points=points).to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The MongoDB session mirror: one document per session, written through a local outbox.
+
+Why an outbox: the scorer's Delta write is the system of record; MongoDB is a
+serving copy that may be down. Every batch's documents are first written to a
+JSON file under ``$LAKEHOUSE_DIR/_outbox/scorer-<topic>/`` (named by batch id, so a
+replayed batch rewrites the same file), then upserted; the file is deleted only
+once MongoDB acknowledged it. While MongoDB is down files accumulate, and a
+background thread (and every later batch) retries them oldest first. Nothing is lost
+and the stream never blocks on MongoDB for longer than a short server-selection
+timeout.
+
+Why replays leave the same documents: a document is replaced as a whole from the
+session's events (which the scorer keeps in state), and its prediction history is
+merged by prediction point (the number of events seen), so a replayed batch
+rewrites entries that are already there instead of appending duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from bson import json_util
+
+from lakehouse import config
+
+log = logging.getLogger("streaming.session_store")
+
+COLLECTION = "sessions"
+LAST_EVENTS = 10
+_EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
+
+
+def _dt(v):
+    return None if v is None or pd.isna(v) else pd.Timestamp(v).to_pydatetime()
+
+
+def prediction_entry(row: dict) -> dict:
+    """The part of a prediction row kept in the document's history."""
+    return {
+        "point": int(row["prediction_point"]),
+        "event_time": _dt(row["event_time"]),
+        "scored_at": _dt(row["processing_time"]),
+        "purchase_probability": row["purchase_probability"],
+        "purchase_label": row["purchase_label"],
+        "top3": [c for c in (row["top_1"], row["top_2"], row["top_3"]) if c is not None],
+        "purchase_model_version": row["purchase_model_version"],
+        "category_model_version": row["category_model_version"],
+        "source": row["source"],
+        "batch_id": int(row["batch_id"]),
+    }
+
+
+def session_document(session_id: str, events: Sequence[dict], row: dict, history_cap: int) -> dict:
+    """A session document from the session's (ordered) events and its newest prediction row."""
+    counts = {t: sum(1 for e in events if e["event_type"] == t) for t in _EVENT_TYPES}
+    cats: list[str] = []
+    for e in events:
+        if e["category_top"] not in cats:
+            cats.append(e["category_top"])
+    entry = prediction_entry(row)
+    return {
+        "_id": session_id,
+        "session_id": session_id,
+        "user_id": int(events[0]["user_id"]),
+        "start_time": _dt(events[0]["event_time"]),
+        "last_event_time": _dt(events[-1]["event_time"]),
+        "n_events": len(events),
+        "counts": counts,
+        "categories": cats,
+        "last_events": [
+            {
+                "event_time": _dt(e["event_time"]),
+                "event_type": e["event_type"],
+                "product_id": int(e["product_id"]),
+                "category_code": e["category_code"],
+                "brand": e["brand"],
+                "price": float(e["price"]),
+            }
+            for e in events[-LAST_EVENTS:]
+        ],
+        "latest_prediction": entry,
+        "predictions": [entry],
+        "history_cap": int(history_cap),
+    }
+
+
+def merge_history(old: Sequence[dict], new: Sequence[dict], cap: int) -> list[dict]:
+    """Union of history entries keyed by prediction point (newer wins), oldest first, last ``cap`` kept."""
+    by_point = {int(e["point"]): e for e in old}
+    for e in new:
+        by_point[int(e["point"])] = e
+    return [by_point[p] for p in sorted(by_point)][-cap:]
+
+
+def connect(uri: str, timeout_ms: int = 2000):
+    from pymongo import MongoClient
+
+    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=10 * timeout_ms)
+
+
+def ensure_indexes(coll) -> None:
+    """Unique session id; user + time for the history and export commands."""
+    from pymongo import ASCENDING
+
+    coll.create_index([("session_id", ASCENDING)], unique=True, name="session_id_unique")
+    coll.create_index([("user_id", ASCENDING), ("last_event_time", ASCENDING)], name="user_time")
+
+
+def upsert_documents(coll, docs: Sequence[dict]) -> int:
+    """Replace each session document, merging its prediction history with the stored one."""
+    from pymongo import ReplaceOne
+
+    if not docs:
+        return 0
+    latest: dict[str, dict] = {}
+    for d in docs:  # several entries for one session (outbox files merged): merge them first
+        prev = latest.get(d["_id"])
+        if prev is not None:
+            d = {**d, "predictions": merge_history(prev["predictions"], d["predictions"], int(d["history_cap"]))}
+        latest[d["_id"]] = d
+    stored = {d["_id"]: d.get("predictions", []) for d in coll.find({"_id": {"$in": list(latest)}}, {"predictions": 1})}
+    ops = []
+    for sid, d in latest.items():
+        hist = merge_history(stored.get(sid, []), d["predictions"], int(d["history_cap"]))
+        full = {k: v for k, v in d.items() if k != "history_cap"}
+        full["predictions"] = hist
+        full["latest_prediction"] = hist[-1]
+        ops.append(ReplaceOne({"_id": sid}, full, upsert=True))
+    coll.bulk_write(ops, ordered=False)
+    return len(ops)
+
+
+@dataclass
+class SessionMirror:
+    """Outbox + MongoDB upserts for the scorer (and the reprocess command)."""
+
+    uri: str
+    database: str
+    outbox: Path
+    flush_interval: float = 5.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _client: object = field(default=None, repr=False)
+    _indexed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def from_config(cls, cfg: config.Config, name: str) -> SessionMirror:
+        return cls(cfg.mongo_uri, str(cfg["MONGO_DB"]), cfg.lakehouse_dir / "_outbox" / f"scorer-{name}")
+
+    def collection(self):
+        if self._client is None:
+            self._client = connect(self.uri)
+        coll = self._client[self.database][COLLECTION]
+        if not self._indexed:
+            ensure_indexes(coll)
+            self._indexed = True
+        return coll
+
+    def pending(self) -> list[Path]:
+        return sorted(self.outbox.glob("*.json")) if self.outbox.exists() else []
+
+    def publish(self, batch_id: int, docs: Sequence[dict]) -> bool:
+        """Put the batch in the outbox, then try to drain it; True when MongoDB is up to date."""
+        if docs:
+            self.outbox.mkdir(parents=True, exist_ok=True)
+            path = self.outbox / f"{int(batch_id):012d}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json_util.dumps(list(docs)))
+            tmp.replace(path)  # atomic: a half-written file never looks pending
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Upsert pending outbox files oldest first; stop at the first failure (order matters)."""
+        with self._lock:
+            for path in self.pending():
+                try:
+                    docs = json_util.loads(path.read_text())
+                    upsert_documents(self.collection(), docs)
+                except Exception as exc:
+                    log.warning("MongoDB not reachable (%s); %d batch(es) wait in %s", type(exc).__name__, len(self.pending()), self.outbox)
+                    return False
+                path.unlink()
+            return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            if self.pending():
+                self.flush()
+
+    def start_background_flush(self) -> None:
+        """Retry the outbox while the stream is idle, so the mirror catches up without new events."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="mongo-outbox", daemon=True)
+            self._thread.start()
+
+    def stop_background_flush(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+def main() -> None:
+    """Drain a scorer's outbox into MongoDB now: ``python -m streaming.session_store [TOPIC]``."""
+    import sys
+
+    cfg = config.load()
+    mirror = SessionMirror.from_config(cfg, sys.argv[1] if len(sys.argv) > 1 else str(cfg["KAFKA_TOPIC"]))
+    n = len(mirror.pending())
+    ok = mirror.flush()
+    print(f"{n} pending batch file(s); {'all mirrored' if ok else f'{len(mirror.pending())} still pending (MongoDB down?)'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Pure logic of the scorer: live features, sessionization, history lookups, document history, input checks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pandas as pd
+import pytest
+
+from streaming.session_admin import InputError, parse_user_id, session_filter
+from streaming.session_features import PriorHistory, features_for_events, normalise, point_features, split_sessions
+from streaming.session_store import merge_history
+
+
+def ev(
+    t: str,
+    typ: str,
+    product: int = 1,
+    price: float = 10.0,
+    session: str | None = "s1",
+    user: int = 7,
+    code: str | None = "electronics.phone",
+):
+    return {
+        "event_time": datetime.fromisoformat(t),
+        "event_type": typ,
+        "product_id": product,
+        "category_id": 100 + product,
+        "category_code": code,
+        "brand": None,
+        "price": price,
+        "user_id": user,
+        "user_session": session,
+    }
+
+
+def test_in_session_features_follow_the_mart_rules() -> None:
+    events = [
+        ev("2019-11-03 10:00:00", "view", 1, 10.0),
+        ev("2019-11-03 10:00:30", "view", 1, 10.0),
+        ev("2019-11-03 10:01:00", "cart", 2, 30.0, code=None),
+        ev("2019-11-03 10:02:00", "remove_from_cart", 2, 30.0, code=None),
+        ev("2019-11-03 10:02:00", "cart", 3, 5.0),  # same second: funnel rank puts cart before remove
+    ]
+    s = split_sessions([normalise(e) for e in events])["s1"]
+    assert [e["event_type"] for e in s] == ["view", "view", "cart", "cart", "remove_from_cart"]
+    f = point_features(s, 5, PriorHistory())
+    assert f["f_n_events"] == 5 and f["f_n_views"] == 2 and f["f_n_carts"] == 2 and f["f_n_removes"] == 1
+    assert f["f_cart_value"] == 5.0  # 30 + 5 - 30
+    assert f["f_repeat_product_views"] == 1
+    assert f["f_seconds_in_session"] == 120 and f["f_seconds_since_prev_event"] == 0
+    assert f["f_day_of_week"] == 1  # 2019-11-03 is a Sunday: Spark's dayofweek = 1
+    assert f["f_so_far_electronics"] == 3 and f["f_so_far_unknown"] == 2
+    assert f["f_last_is_cart"] == 0 and f["f_has_cart"] == 1
+    assert point_features(s, 1, PriorHistory())["f_seconds_since_prev_event"] == -1
+
+
+def test_exact_duplicates_count_once_and_null_sessions_split_on_30_minute_gaps() -> None:
+    events = [ev("2019-11-01 10:00:00", "view")] * 2 + [
+        ev("2019-11-01 09:00:00", "view", session=None, user=5),
+        ev("2019-11-01 09:29:00", "view", session=None, user=5),
+        ev("2019-11-01 10:00:01", "view", session=None, user=5),
+    ]
+    sessions = split_sessions([normalise(e) for e in events])
+    assert len(sessions["s1"]) == 1
+    assert sorted(k for k in sessions if k.startswith("timeout")) == ["timeout-5-20191101090000", "timeout-5-20191101100001"]
+    assert len(sessions["timeout-5-20191101090000"]) == 2
+
+
+def test_history_uses_only_days_before() -> None:
+    user = pd.DataFrame(
+        {
+            "user_id": [7, 7],
+            "event_date": [pd.Timestamp("2019-11-01"), pd.Timestamp("2019-11-03")],
+            "sessions_started": [2, 1],
+            "events": [10, 4],
+            "purchases": [1, 0],
+            "spend": [50.0, 0.0],
+            "last_event_time": [pd.Timestamp("2019-11-01 20:00"), pd.Timestamp("2019-11-03 08:00")],
+            "events_electronics": [5, 4],
+        }
+    )
+    h = PriorHistory(user=user)
+    assert h.prior("user", 7, date(2019, 11, 1)) is None
+    assert h.prior("user", 7, date(2019, 11, 3))["sessions_started"] == 2
+    assert h.prior("user", 7, date(2019, 11, 4))["events"] == 14
+    f = features_for_events([ev("2019-11-03 20:00:00", "view")], h)
+    row = f.iloc[0]
+    assert row.f_user_prior_sessions == 2 and row.f_user_prior_spend == 50.0
+    assert row.f_user_days_since_last_session == pytest.approx(2.0)  # last event before the session day
+    assert row.f_prior_share_electronics == pytest.approx(0.5)
+
+
+def test_prediction_history_is_keyed_by_point_so_replays_do_not_duplicate() -> None:
+    old = [{"point": 1, "v": "a"}, {"point": 2, "v": "a"}]
+    merged = merge_history(old, [{"point": 2, "v": "b"}, {"point": 3, "v": "b"}], cap=10)
+    assert [(e["point"], e["v"]) for e in merged] == [(1, "a"), (2, "b"), (3, "b")]
+    assert merge_history(merged, [{"point": 3, "v": "b"}], cap=10) == merged
+    assert [e["point"] for e in merge_history(merged, [], cap=2)] == [2, 3]
+
+
+@pytest.mark.parametrize("bad", ['{"$ne": 0}', "1 or 1=1", "-5", "0", "12a", "", "99999999999999999999", "1.5"])
+def test_bad_user_ids_are_rejected_with_a_clear_message(bad: str) -> None:
+    with pytest.raises(InputError, match="user id must be a positive integer"):
+        parse_user_id(bad)
+
+
+def test_filters_hold_only_typed_values() -> None:
+    assert parse_user_id(" 512 ") == 512
+    flt = session_filter(512, datetime(2019, 11, 1), None)
+    assert flt == {"user_id": 512, "last_event_time": {"$gte": datetime(2019, 11, 1)}}
+    assert type(flt["user_id"]) is int
