@@ -186,10 +186,10 @@ prices = q(f"select event_type, price from {MARTS}.stg_bronze__events where is_v
 fig, ax = plt.subplots(figsize=(10, 4))
 bins = np.logspace(np.log10(max(prices.price.min(), 0.01)), np.log10(max(prices.price.max(), 1.0)), 50)
 for event_type, part in prices.groupby("event_type"):
-    ax.hist(part.price, bins=bins, alpha=0.55, density=True, label=event_type)
+    ax.hist(part.price, bins=bins, alpha=0.55, weights=np.full(len(part), 100 / len(part)), label=event_type)
 ax.set_xscale("log")
 ax.set_xlabel("price (log scale)")
-ax.set_ylabel("density")
+ax.set_ylabel("% of the type's events (log-spaced bins)")
 ax.set_title("Price distribution: viewed vs purchased products")
 ax.legend()
 plt.show()""",
@@ -501,7 +501,8 @@ for task, spec in TASK_SPECS.items():
         grid = grid.sort_values(f"val_{sel}", ascending=False).set_index("config")
         display(Markdown(f"**Validation grid ({len(grid)} configurations)**"), grid.style.format(precision=4, na_rep="–"))
         ax = grid[f"val_{sel}"].iloc[::-1].plot.barh(figsize=(8, max(2.5, 0.35 * len(grid))), color="#4C72B0")
-        base = {k: v for k, v in latest.data.metrics.items() if k.startswith("val_baseline_") and k.endswith(f"_{sel}")}
+        # Each nested run logs the baselines' validation scores (same rows for all of them): read them from one.
+        base = {k: v for k, v in children[0].data.metrics.items() if k.startswith("val_baseline_") and k.endswith(f"_{sel}")}
         for (k, v), color in zip(sorted(base.items()), ["#C44E52", "#DD8452", "#8172B2"]):
             ax.axvline(v, color=color, linestyle="--", label=k.removeprefix("val_baseline_").removesuffix(f"_{sel}") + " baseline")
         ax.set_xlabel(f"validation {sel}")
