@@ -71,8 +71,9 @@ def dropoff_by_category(category: pd.DataFrame, path: Path, top: int = 12) -> Pa
     ax.set_xticks(list(x), labels, rotation=35, ha="right", fontsize=9)
     ax.set_ylabel("% of sessions lost at the step")
     ax.set_ylim(0, 105)
-    ax.set_title("Funnel drop-off by top-level category (no bar: no session reached the step before)")
-    ax.legend(loc="lower right")
+    ax.set_title("Funnel drop-off by top-level category (no bar: no session reached the step before)", pad=28)
+    # Above the plot: drop-off bars reach 100 %, so any spot inside would cover some.
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _save(fig, path)
 
