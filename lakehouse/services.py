@@ -196,7 +196,7 @@ class Kafka(Service):
         self._write_properties()
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _kafka_cluster_id()
         subprocess.run(
             [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file)],
             check=True,
@@ -301,6 +301,18 @@ def all_services(cfg: config.Config | None = None) -> dict[str, Service]:
     if cfg.mlflow_embedded:
         services["mlflow"] = MLflowServer("mlflow", int(cfg["MLFLOW_PORT"]), cfg)  # type: ignore[arg-type]
     return services
+
+
+def _kafka_cluster_id() -> str:
+    """A random KRaft cluster id: base64url of a UUID, never starting with '-'.
+
+    Kafka's own generator avoids a leading dash too: the storage tool would read
+    such an id as an option and refuse to format.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -46,3 +46,11 @@ def test_start_and_stop_are_idempotent(tmp_path):
         assert svc.stop() is True
     assert svc.stop() is False
     assert not services.port_open(svc.port)
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch):
+    import uuid
+
+    ids = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(16))])  # the first encodes to "-A..."
+    monkeypatch.setattr(services.uuid, "uuid4", lambda: next(ids))
+    assert services._kafka_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
