@@ -81,7 +81,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
     spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
     path = str(predictions_path(cfg))
     try:
-        time.sleep(25)  # let the scorer's JVM start and load the models before the clock starts
+        time.sleep(45)  # let the scorer's JVM start and load the models before the clock starts
         started = pd.Timestamp.utcnow().tz_localize(None)
         achieved = _produce(topic, msgs, rate, cfg.kafka_bootstrap)
         ended = time.monotonic()
