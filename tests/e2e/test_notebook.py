@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import nbformat
+import psutil
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -67,13 +68,36 @@ def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
     return KernelSpecManager(kernel_dirs=[str(kernels)])
 
 
-def execute(kernel_specs: KernelSpecManager, env: dict[str, str]) -> nbformat.NotebookNode:
+def execute(kernel_specs: KernelSpecManager, env: dict[str, str], nb: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
     """Execute the committed notebook from notebooks/ (as a user opening it would) and return it with outputs."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nb if nb is not None else nbformat.read(NOTEBOOK, as_version=4)
     km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_specs)
     client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, startup_timeout=300, resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute(env=env)  # raises CellExecutionError naming the cell on the first error
+    try:
+        client.execute(env=env)  # raises CellExecutionError naming the cell on the first error
+    finally:
+        shutdown(km)
     return nb
+
+
+def shutdown(km: KernelManager) -> None:
+    """Stop the kernel and wait for its Spark JVM to exit, so the next Derby catalog user can boot.
+
+    nbclient leaves a kernel it was handed (``km=``) running; its JVM would keep the
+    metastore lock ("Another instance of Derby may have already booted the database").
+    """
+    if not km.has_kernel:
+        return
+    try:
+        kernel = psutil.Process(km.provisioner.pid)
+        procs = [kernel, *kernel.children(recursive=True)]
+    except (psutil.NoSuchProcess, AttributeError, TypeError):
+        procs = []
+    km.shutdown_kernel(now=False)
+    _, alive = psutil.wait_procs(procs, timeout=120)
+    for p in alive:  # only the kernel we started and its own children
+        p.kill()
+    psutil.wait_procs(alive, timeout=30)
 
 
 def outputs(nb: nbformat.NotebookNode) -> list[dict]:
