@@ -25,6 +25,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -364,7 +365,7 @@ class Scorer:
             batch_id,
             len(rows),
             "written" if wrote else "skipped (replay or empty)",
-            "up to date" if mirrored else "pending in outbox",
+            "up to date" if mirrored else "queued in outbox",
             time.monotonic() - started,
         )
 
@@ -436,8 +437,10 @@ def main(
     log.info("scorer running: %s -> %s + mongo %s", topic or cfg["KAFKA_TOPIC"], predictions_path(cfg), cfg["MONGO_DB"])
 
     def _stop(signum, _frame):
+        # Not query.stop() here: the handler runs on the main thread, which may be inside a py4j
+        # call (foreachBatch), and a re-entrant py4j call breaks the gateway; stop from a thread.
         log.info("stopping scorer (signal %d)", signum)
-        query.stop()
+        threading.Thread(target=query.stop, name="scorer-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -32,6 +32,7 @@ log = logging.getLogger("streaming.session_store")
 
 COLLECTION = "sessions"
 LAST_EVENTS = 10
+UPSERT_CHUNK = 500
 _EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
 
 
@@ -100,7 +101,7 @@ def merge_history(old: Sequence[dict], new: Sequence[dict], cap: int) -> list[di
 def connect(uri: str, timeout_ms: int = 2000):
     from pymongo import MongoClient
 
-    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=10 * timeout_ms)
+    return MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=60_000)
 
 
 def ensure_indexes(coll) -> None:
@@ -123,16 +124,20 @@ def upsert_documents(coll, docs: Sequence[dict]) -> int:
         if prev is not None:
             d = {**d, "predictions": merge_history(prev["predictions"], d["predictions"], int(d["history_cap"]))}
         latest[d["_id"]] = d
-    stored = {d["_id"]: d.get("predictions", []) for d in coll.find({"_id": {"$in": list(latest)}}, {"predictions": 1})}
-    ops = []
-    for sid, d in latest.items():
-        hist = merge_history(stored.get(sid, []), d["predictions"], int(d["history_cap"]))
-        full = {k: v for k, v in d.items() if k != "history_cap"}
-        full["predictions"] = hist
-        full["latest_prediction"] = hist[-1]
-        ops.append(ReplaceOne({"_id": sid}, full, upsert=True))
-    coll.bulk_write(ops, ordered=False)
-    return len(ops)
+    ids = list(latest)
+    for i in range(0, len(ids), UPSERT_CHUNK):  # bounded requests: a big batch never hits the socket timeout
+        chunk = ids[i : i + UPSERT_CHUNK]
+        stored = {d["_id"]: d.get("predictions", []) for d in coll.find({"_id": {"$in": chunk}}, {"predictions": 1})}
+        ops = []
+        for sid in chunk:
+            d = latest[sid]
+            hist = merge_history(stored.get(sid, []), d["predictions"], int(d["history_cap"]))
+            full = {k: v for k, v in d.items() if k != "history_cap"}
+            full["predictions"] = hist
+            full["latest_prediction"] = hist[-1]
+            ops.append(ReplaceOne({"_id": sid}, full, upsert=True))
+        coll.bulk_write(ops, ordered=False)
+    return len(ids)
 
 
 @dataclass
@@ -145,6 +150,7 @@ class SessionMirror:
     flush_interval: float = 5.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _indexed: bool = field(default=False, repr=False)
@@ -173,6 +179,9 @@ class SessionMirror:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json_util.dumps(list(docs)))
             tmp.replace(path)  # atomic: a half-written file never looks pending
+        if self._thread is not None:  # the flusher thread mirrors it: the stream never waits on MongoDB
+            self._wake.set()
+            return not self.pending()
         return self.flush()
 
     def flush(self) -> bool:
@@ -189,9 +198,11 @@ class SessionMirror:
             return True
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.flush_interval):
-            if self.pending():
-                self.flush()
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            if self.pending() and not self.flush():
+                self._stop.wait(self.flush_interval)  # MongoDB down: back off instead of spinning
 
     def start_background_flush(self) -> None:
         """Retry the outbox while the stream is idle, so the mirror catches up without new events."""
@@ -202,6 +213,7 @@ class SessionMirror:
 
     def stop_background_flush(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
