@@ -66,7 +66,14 @@ def write_validated(validated: DataFrame, paths: BronzePaths, app_id: str, versi
     A (app_id, version) pair that a table already holds is skipped by Delta, so a
     replayed batch adds nothing there.
     """
-    validated = validated.withColumn("ingested_at", F.current_timestamp()).persist()
+    keep = {c.name for c in events.BRONZE_COLUMNS} | {c.name for c in events.QUARANTINE_COLUMNS} | {"payload", "reason"}
+    validated = (
+        validated.withColumn("ingested_at", F.current_timestamp())
+        # Only rejected rows need their raw text: caching it for every good row doubles the cache.
+        .withColumn("payload", F.when(F.col("reason").isNotNull(), F.col("payload")))
+        .select(*[c for c in [*validated.columns, "ingested_at"] if c in keep])
+        .persist()
+    )
     try:
         counts = validated.agg(
             F.count_if(F.col("reason").isNull()).alias("good"),
