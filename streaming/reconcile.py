@@ -53,6 +53,8 @@ def kafka_counts(bootstrap: str, topic: str) -> dict[int, int]:
 
 def lake_counts(spark: SparkSession, paths: BronzePaths, topic: str) -> dict[int, tuple[int, int, int]]:
     """Per partition: bronze rows, quarantine rows, and offsets present more than once."""
+    from delta.tables import DeltaTable
+
     cols = ["kafka_partition", "kafka_offset"]
     frames = [
         spark.read.format("delta")
@@ -61,8 +63,11 @@ def lake_counts(spark: SparkSession, paths: BronzePaths, topic: str) -> dict[int
         .select(*cols)
         .withColumn("bronze", F.lit(is_bronze))
         for path, is_bronze in ((paths.events, 1), (paths.quarantine, 0))
+        if DeltaTable.isDeltaTable(spark, str(path))  # before the first ingest there is nothing to count
     ]
-    both = frames[0].unionByName(frames[1])
+    if not frames:
+        return {}
+    both = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     per_offset = both.groupBy(*cols).agg(F.count("*").alias("n"), F.sum("bronze").alias("b"))
     rows = per_offset.groupBy("kafka_partition").agg(
         F.sum("b").alias("bronze"),
