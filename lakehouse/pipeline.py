@@ -197,6 +197,8 @@ def main(
     topic = topic or str(cfg["KAFKA_TOPIC"])
     run = Run()
     embedded = services.all_services(cfg)
+    # Only what this run starts is stopped at the end; services already up stay up.
+    started_here = [svc for svc in embedded.values() if svc.pid() is None]
     try:
         run.step("start services", lambda: [svc.start() for svc in embedded.values()])
         path = input_file or run.step("generate data", lambda: _generated_file(cfg, events, days, date.fromisoformat(start), seed))
@@ -223,7 +225,7 @@ def main(
         raise typer.Exit(1) from exc
     finally:
         if not keep_services:
-            for svc in embedded.values():
+            for svc in started_here:
                 svc.stop()
 
 

@@ -39,6 +39,8 @@ def built_lakehouse(tmp_path_factory: pytest.TempPathFactory):
     """Run the pipeline small in the test lakehouse; leave its services up for the notebook, stop them after."""
     cfg = config.load()
     output = tmp_path_factory.mktemp("pipeline-output")
+    # Services other tests' fixtures started must survive this module.
+    started_here = [svc for svc in services.all_services(cfg).values() if svc.pid() is None]
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "lakehouse.pipeline", "--events", "20000", "--days", "8", "--keep-services", "--output", str(output)],
@@ -53,7 +55,7 @@ def built_lakehouse(tmp_path_factory: pytest.TempPathFactory):
         # The subprocess has exited, so its Spark driver released the Derby catalog the kernel will open.
         yield cfg, json.loads((output / "summary.json").read_text())
     finally:
-        for svc in services.all_services(cfg).values():
+        for svc in started_here:
             svc.stop()
 
 
