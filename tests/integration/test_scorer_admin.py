@@ -28,7 +28,8 @@ def test_reprocess_export_delete_round_trip(spark, cfg, mongo, mlflow_uri, tmp_p
     from datetime import datetime
 
     events = synthetic_events(n_users=20, days=2, seed=21, start="2019-11-20")
-    events["user_id"] = events["user_id"] + 7_000_000
+    events["user_id"] = events["user_id"] + 7_000_000  # users no other test writes
+    ours = sorted(int(u) for u in events["user_id"].unique())
     write_bronze(spark, events, mode="overwrite", cfg=cfg)
     versions = register_models(mlflow_uri, events, seed=1, promote=False)
     coll = connect(mongo)[str(cfg["MONGO_DB"])][COLLECTION]
@@ -39,13 +40,13 @@ def test_reprocess_export_delete_round_trip(spark, cfg, mongo, mlflow_uri, tmp_p
     assert first == again and first["sessions"] > 10
     path = str(predictions_path(cfg))
     preds = spark.read.format("delta").load(path).filter("source = 'reprocess'").toPandas()
-    preds = preds[preds.user_id >= 7_000_000]
+    preds = preds[preds.user_id.isin(ours)]
     assert len(preds) == first["sessions"] and not preds.session_id.duplicated().any()  # replaced, not appended
     assert set(preds.purchase_model_version) == {versions["purchase"]}
 
     out = tmp_path / "all.jsonl"
     with open(out, "w") as fh:
-        n = session_admin.export_sessions(coll, {"user_id": {"$gte": 7_000_000}}, fh, "jsonl", progress=False)
+        n = session_admin.export_sessions(coll, {"user_id": {"$in": ours}}, fh, "jsonl", progress=False)
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     assert n == len(docs) == first["sessions"]
     victim = int(docs[0]["user_id"])

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from pyspark.errors import AnalysisException
 
 from streaming.events import EVENT_TIME_FORMAT
 
@@ -76,7 +77,12 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, every: floa
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        last = check()
+        try:
+            last = check()
+        except AnalysisException as exc:  # e.g. a Delta log folder that has no first commit yet
+            last = exc
+            time.sleep(every)
+            continue
         if last is not None and not (isinstance(last, bool | int | list) and not last):
             return last
         time.sleep(every)
