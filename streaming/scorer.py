@@ -42,6 +42,7 @@ from lakehouse import config
 from lakehouse.spark import get_spark
 from ml.feature_contract import TASK_SPECS
 from ml.registry import CHAMPION
+from streaming.events import CSV_COLUMNS
 from streaming.session_features import PriorHistory, build_history, normalise, point_features, split_sessions
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import parse_json_payload, validate_fields
@@ -273,22 +274,7 @@ def _session_state(timeout_ms: int):
         last_ts = None
         for pdf in pdfs:
             for rec in pdf.to_dict("records"):
-                e = normalise(
-                    {
-                        k: rec[k]
-                        for k in (
-                            "event_time",
-                            "event_type",
-                            "product_id",
-                            "category_id",
-                            "category_code",
-                            "brand",
-                            "price",
-                            "user_id",
-                            "user_session",
-                        )
-                    }
-                )
+                e = normalise({k: rec[k] for k in CSV_COLUMNS})
                 e["event_time"] = e["event_time"].isoformat()
                 eid = e["event_id"]
                 if eid not in known:
