@@ -85,6 +85,9 @@ def test_category_id_keeps_all_19_digits(spark, cfg, kafka, tmp_topic):
 
 def test_backfill_loads_plain_gzip_and_header_files_alike_and_is_idempotent(spark, cfg, sample_csv, tmp_path):
     lines = sample_csv.read_text().splitlines()
+    # A private copy: other tests put rows into bronze whose source_file is the shared sample's path.
+    sample_csv = tmp_path / sample_csv.name
+    sample_csv.write_text("\n".join(lines) + "\n")
     header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
     gz = tmp_path / "with_header.csv.gz"
     gz.write_bytes(gzip.compress(("\n".join([header, *lines, "2019-11-01 00:00:00 UTC,view,abc,1,,,1,1,s", "a,b"]) + "\n").encode()))
@@ -97,7 +100,7 @@ def test_backfill_loads_plain_gzip_and_header_files_alike_and_is_idempotent(spar
     assert again.committed is False
 
     bronze, quarantine = _tables(spark, cfg)
-    ours = [str(sample_csv.resolve()), str(gz.resolve())]  # other tests load bronze rows of their own
+    ours = [str(sample_csv.resolve()), str(gz.resolve())]
     per_file = {r.source_file: r["count"] for r in bronze.filter(F.col("source_file").isin(ours)).groupBy("source_file").count().collect()}
     assert per_file == {str(sample_csv.resolve()): 683, str(gz.resolve()): 683}
     bad = {(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(gz.resolve())).collect()}
