@@ -3,9 +3,10 @@
 Starts Kafka, FerretDB and MLflow; generates a realistic data set (or takes a real
 REES46 file); replays it through Kafka; ingests it into Delta bronze with the
 streaming ingest; reconciles; runs ``dbt seed``, ``dbt run`` and ``dbt test``; draws the funnel
-figures; trains both models with their grid searches; and prints a summary with
-row counts per layer, funnel headline numbers, model metrics and where to look
-next. This module is the orchestrator: it only calls the public entry points of
+figures; trains both models with their grid searches; starts the streaming scorer
+and replays a live slice of new events (the day after the data set) through it;
+and prints a summary with row counts per layer, funnel headline numbers, model
+metrics, live latency and where to look next. This module is the orchestrator: it only calls the public entry points of
 ``streaming``, the dbt project and ``ml``. A second run reuses the generated file,
 what is already in Kafka and bronze (the ingest resumes from its checkpoint).
 """
@@ -13,10 +14,14 @@ what is already in Kafka and bronze (the ingest resumes from its checkpoint).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,30 @@ def _generated_file(cfg: config.Config, events: int, days: int, start: date, see
     generate(tmp, events=events, start=start, days=days, seed=seed)
     tmp.rename(path)
     return path
+
+
+def _hold_out_last_day(path: Path, last_day: date, live_events: int) -> tuple[Path, Path]:
+    """Split a time-ordered generated file: days before ``last_day`` (the data set) and up to ``live_events`` of it (the live slice).
+
+    The live slice then comes from the same users, products and behaviour the models
+    learned from, one day later, as live traffic would.
+    """
+    import gzip
+
+    main = path.with_name(path.name.replace(".csv.gz", "-history.csv.gz"))
+    live = path.with_name(path.name.replace(".csv.gz", f"-live{live_events}.csv.gz"))
+    if main.exists() and live.exists():
+        return main, live
+    prefix = last_day.isoformat()
+    n_live = 0
+    with gzip.open(path, "rt") as src, gzip.open(main, "wt") as out_main, gzip.open(live, "wt") as out_live:
+        for line in src:
+            if line[:10] < prefix:
+                out_main.write(line)
+            elif n_live < live_events:
+                out_live.write(line)
+                n_live += 1
+    return main, live
 
 
 def _produce_once(cfg: config.Config, path: Path, topic: str) -> int:
@@ -147,6 +176,90 @@ def _train(spark, cfg: config.Config, output: Path) -> dict[str, dict[str, Any]]
     return out
 
 
+def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float, timeout_s: float = 300) -> dict[str, Any]:
+    """Run the streaming scorer while a live slice is produced; wait until every session has its prediction.
+
+    The scorer runs as its own process (as in production: ``python -m streaming.scorer``)
+    on a topic of its own per run, so a second run scores the slice again from a fresh
+    checkpoint. Returns the latency percentiles of the prediction rows it wrote.
+    """
+    import pandas as pd
+
+    from streaming.producer import produce_file
+    from streaming.scorer import predictions_path
+    from streaming.session_features import normalise, split_sessions
+
+    live_topic = f"{topic}-live-{time.strftime('%Y%m%d%H%M%S')}"
+    log_path = cfg.lakehouse_dir / "logs" / f"scorer-{live_topic}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    expected = set(split_sessions([normalise(e) for e in _valid_events(spark, path)]))
+    started = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    env = {**os.environ, "SCORER_STARTING_OFFSETS": "earliest"}
+    with open(log_path, "w") as log:
+        scorer = subprocess.Popen(
+            [sys.executable, "-m", "streaming.scorer", "--topic", live_topic],
+            cwd=config.REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            sent = produce_file(path, topic=live_topic, rate=rate, progress=True)
+            rows = _wait_for_predictions(spark, predictions_path(cfg), started, expected, scorer, timeout_s)
+        finally:
+            scorer.send_signal(signal.SIGTERM)
+            try:
+                scorer.wait(120)
+            except subprocess.TimeoutExpired:
+                scorer.kill()
+    latency = rows["latency_ms"].dropna() / 1000.0
+    return {
+        "topic": live_topic,
+        "events": sent,
+        "rate": rate,
+        "sessions": len(expected),
+        "sessions_scored": int(rows["session_id"].nunique()),
+        "prediction_rows": len(rows),
+        "latency_p50_s": round(float(latency.quantile(0.5)), 2) if len(latency) else None,
+        "latency_p95_s": round(float(latency.quantile(0.95)), 2) if len(latency) else None,
+        "scorer_log": str(log_path),
+    }
+
+
+def _day_after(spark) -> date:
+    """The day after the newest event in the marts: live events come after what the models learned from."""
+    last = spark.sql("select max(session_date) from analytics.fct_sessions").first()[0]
+    return (last or date.today()) + timedelta(days=1)
+
+
+def _valid_events(spark, path: Path) -> list[dict]:
+    """The file's events that pass the ingest's validation (the scorer skips the others)."""
+    from pyspark.sql import functions as F
+
+    from streaming.backfill import numbered_lines
+    from streaming.events import CSV_COLUMNS
+    from streaming.validate import parse_csv_line, validate_fields
+
+    valid = validate_fields(parse_csv_line(numbered_lines(spark, path))).filter(F.col("reason").isNull())
+    return valid.select(*CSV_COLUMNS).toPandas().to_dict("records")
+
+
+def _wait_for_predictions(spark, path: Path, since, expected: set[str], scorer: subprocess.Popen, timeout_s: float):
+    """Prediction rows written since ``since`` for the expected sessions, once each has its last one (or at the timeout)."""
+    from pyspark.sql import functions as F
+
+    deadline = time.monotonic() + timeout_s
+    with console.status("waiting for the scorer to catch up ..."):
+        while True:
+            rows = spark.read.format("delta").load(str(path)).filter(F.col("processing_time") >= F.lit(since)).toPandas()
+            rows = rows[rows["session_id"].isin(expected)]
+            if rows["session_id"].nunique() == len(expected) or time.monotonic() > deadline:
+                return rows
+            if scorer.poll() is not None:
+                raise RuntimeError(f"the scorer exited early (code {scorer.returncode}); see its log")
+            time.sleep(3)
+
+
 def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     facts = run.facts
     table = Table(title="Clickstream lakehouse: summary")
@@ -165,6 +278,13 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     for task, m in facts.get("models", {}).items():
         headline = {k: v for k, v in m["test"].items() if k in ("pr_auc", "roc_auc", "f1", "hit_at_3", "precision_at_3", "recall_at_3")}
         table.add_row(f"{task} model ({m['winner']})", f"test {headline}; {m['registered']}; {m['champion']}")
+    live = facts.get("live")
+    if live:
+        table.add_row(
+            "live scoring",
+            f"{live['events']:,} events at {live['rate']:,.0f}/s; {live['sessions_scored']:,}/{live['sessions']:,} sessions scored; "
+            f"latency p50 {live['latency_p50_s']} s, p95 {live['latency_p95_s']} s (produce -> prediction row)",
+        )
     for name, secs in run.timings.items():
         table.add_row(f"time: {name}", f"{secs:.0f}s")
     console.print(table)
@@ -190,9 +310,11 @@ def main(
     topic: str | None = typer.Option(None, help="Kafka topic (default: KAFKA_TOPIC)."),
     output: Path = typer.Option(config.REPO_ROOT / "output", help="Folder for predictions, categories, figures and the summary."),
     skip_train: bool = typer.Option(False, "--skip-train", help="Stop after dbt and the figures."),
+    live_events: int = typer.Option(20_000, help="Events of the live slice replayed through the streaming scorer (0: skip)."),
+    live_rate: float = typer.Option(1_000, help="Events per second of the live slice."),
     keep_services: bool = typer.Option(False, "--keep-services", help="Leave Kafka, FerretDB and MLflow running at the end."),
 ) -> None:
-    """Run the whole job: services, data, Kafka, ingest, dbt run/test, figures, training, summary."""
+    """Run the whole job: services, data, Kafka, ingest, dbt run/test, figures, training, live scoring, summary."""
     cfg = config.load()
     topic = topic or str(cfg["KAFKA_TOPIC"])
     run = Run()
@@ -201,7 +323,13 @@ def main(
     started_here = [svc for svc in embedded.values() if svc.pid() is None]
     try:
         run.step("start services", lambda: [svc.start() for svc in embedded.values()])
-        path = input_file or run.step("generate data", lambda: _generated_file(cfg, events, days, date.fromisoformat(start), seed))
+        first_day = date.fromisoformat(start)
+        live = None
+        if input_file is not None:
+            path = input_file
+        else:  # one more day than asked for: its first events are the live slice
+            full = run.step("generate data", lambda: _generated_file(cfg, events + events // days, days + 1, first_day, seed))
+            path, live = _hold_out_last_day(full, first_day + timedelta(days=days), live_events)
         run.facts["input"] = str(path)
         run.facts["produced"] = run.step("replay through Kafka", lambda: _produce_once(cfg, path, topic))
         from lakehouse.spark import get_spark
@@ -219,6 +347,9 @@ def main(
         run.facts["figures"] = run.step("figures", lambda: [str(p) for p in figures.draw_all(*figures.load_marts(), output / "figures")])
         if not skip_train:
             run.facts["models"] = run.step("train models (grid search)", lambda: _train(spark, cfg, output))
+            if live_events > 0:
+                live = live or _generated_file(cfg, live_events, 1, _day_after(spark), seed + 1)
+                run.facts["live"] = run.step("live scoring (streaming scorer)", lambda: _live_scoring(spark, cfg, live, topic, live_rate))
         _summary(run, cfg, output)
     except (RuntimeError, services.ServiceError) as exc:
         console.print(f"[bold red]pipeline failed:[/] {exc}")

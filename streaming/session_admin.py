@@ -12,7 +12,6 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -239,27 +238,25 @@ def delete_user(
     typer.echo(f"VACUUM retention: {hours} h. Rebuild the marts without the user: `dbt run --full-refresh`.")
 
 
-def reprocess_range(
-    spark,
-    cfg: config.Config,
-    start: datetime,
-    end: datetime,
-    versions: dict[str, str],
-) -> dict[str, int]:
-    """Re-score every session with an event in [start, end) from bronze, replacing its predictions and document.
+_EVENT_FIELDS = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]
+_TIMEOUT_SESSION = re.compile(r"^timeout-([0-9]{1,19})-([0-9]{14})$")
 
-    Idempotent: the session's prediction rows are deleted and rewritten, its document
-    replaced whole (history = the reprocessed prediction), so a second run ends in the
-    same state.
-    """
+
+def _bronze_events(spark, cfg: config.Config, cond) -> list[dict]:
+    """Normalised bronze events matching a Spark condition."""
+    from streaming.session_features import normalise
+
+    bronze = spark.read.format("delta").load(str(cfg.table_path("bronze", "events")))
+    return [normalise(r.asDict()) for r in bronze.filter(cond).select(*_EVENT_FIELDS).collect()]
+
+
+def sessions_in_range(spark, cfg: config.Config, start: datetime, end: datetime) -> dict[str, list[dict]]:
+    """Every dbt session with an event in [start, end), with all its bronze events."""
     from datetime import timedelta
 
-    from delta.tables import DeltaTable
-    from pymongo import ReplaceOne
     from pyspark.sql import functions as F
 
-    from streaming.scorer import ChampionModels, append_predictions, ensure_predictions_table, predictions_path, score_sessions
-    from streaming.session_features import build_history, normalise, split_sessions
+    from streaming.session_features import split_sessions
 
     bronze = spark.read.format("delta").load(str(cfg.table_path("bronze", "events")))
     in_range = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end))
@@ -270,9 +267,64 @@ def reprocess_range(
     cond = F.col("user_session").isin(sess_ids) if sess_ids else F.lit(False)
     if null_users:
         cond = cond | (F.col("user_session").isNull() & F.col("user_id").isin(null_users) & near)
-    cols = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]
-    events = [normalise(r.asDict()) for r in bronze.filter(cond).select(*cols).collect()]
-    sessions = {sid: evs for sid, evs in split_sessions(events).items() if any(start <= e["event_time"] < end for e in evs)}
+    events = _bronze_events(spark, cfg, cond)
+    return {sid: evs for sid, evs in split_sessions(events).items() if any(start <= e["event_time"] < end for e in evs)}
+
+
+def sessions_by_id(spark, cfg: config.Config, session_ids: set[str]) -> dict[str, list[dict]]:
+    """The named dbt sessions with all their bronze events (ids bronze no longer has are left out).
+
+    A ``timeout-<user>-<start>`` id (a session made from events without
+    ``user_session``) is found among that user's session-less events of the day around
+    its start.
+    """
+    from datetime import timedelta
+
+    from pyspark.sql import functions as F
+
+    from streaming.session_features import split_sessions
+
+    shop = sorted(s for s in session_ids if not _TIMEOUT_SESSION.match(s))
+    cond = F.col("user_session").isin(shop) if shop else F.lit(False)
+    for sid in sorted(session_ids - set(shop)):
+        user, stamp = _TIMEOUT_SESSION.match(sid).groups()  # type: ignore[union-attr]
+        at = datetime.strptime(stamp, "%Y%m%d%H%M%S")
+        near = (F.col("event_time") >= F.lit(at - timedelta(days=1))) & (F.col("event_time") < F.lit(at + timedelta(days=1)))
+        cond = cond | (F.col("user_session").isNull() & (F.col("user_id") == F.lit(int(user))) & near)
+    return {sid: evs for sid, evs in split_sessions(_bronze_events(spark, cfg, cond)).items() if sid in session_ids}
+
+
+def session_ids_from_export(path: Path) -> set[str]:
+    """Session ids of an ``export`` file (JSON Lines or CSV, told apart by the first character)."""
+    with open(path, newline="") as fh:
+        head = fh.read(1)
+        fh.seek(0)
+        if head == "{":
+            ids = {str(json_util.loads(line)["session_id"]) for line in fh if line.strip()}
+        else:
+            reader = csv.DictReader(fh)
+            if "session_id" not in (reader.fieldnames or []):
+                raise InputError(f"{path} is neither a JSON Lines nor a CSV export (no session_id column)")
+            ids = {row["session_id"] for row in reader if row["session_id"]}
+    if not ids:
+        raise InputError(f"{path} lists no sessions")
+    return ids
+
+
+def rescore_sessions(spark, cfg: config.Config, sessions: dict[str, list[dict]], versions: dict[str, str]) -> dict[str, int]:
+    """Score sessions with chosen model versions, replacing their prediction rows and documents.
+
+    Idempotent: the sessions' prediction rows are deleted and rewritten, their documents
+    replaced whole (history = the reprocessed prediction), so a second run ends in the
+    same state.
+    """
+    from delta.tables import DeltaTable
+    from pymongo import ReplaceOne
+    from pyspark.sql import functions as F
+
+    from streaming.scorer import ChampionModels, append_predictions, ensure_predictions_table, predictions_path, score_sessions
+    from streaming.session_features import build_history
+
     models = ChampionModels(cfg.mlflow_uri, 0, pinned={k: v for k, v in versions.items() if v})
     models.refresh(force=True)
     rows, docs = score_sessions(
@@ -292,44 +344,69 @@ def reprocess_range(
         # a fresh app id per run: the rows must land even though batch -1 was written before
         append_predictions(spark, rows, path, f"reprocess:{datetime.now().isoformat()}", 0)
     if docs:
-        ops = []
-        for d in docs:
-            full = {k: v for k, v in d.items() if k != "history_cap"}
-            ops.append(ReplaceOne({"_id": d["_id"]}, full, upsert=True))
+        ops = [ReplaceOne({"_id": d["_id"]}, {k: v for k, v in d.items() if k != "history_cap"}, upsert=True) for d in docs]
         _collection(cfg).bulk_write(ops, ordered=False)
     return {"sessions": len(sessions), "prediction_rows": len(rows), "documents": len(docs)}
 
 
+def reprocess_range(spark, cfg: config.Config, start: datetime, end: datetime, versions: dict[str, str]) -> dict[str, int]:
+    """Re-score every session with an event in [start, end) from bronze."""
+    return rescore_sessions(spark, cfg, sessions_in_range(spark, cfg, start, end), versions)
+
+
+def reprocess_export(spark, cfg: config.Config, path: Path, versions: dict[str, str]) -> dict[str, int]:
+    """Re-score the sessions listed in an export file; their events come from bronze.
+
+    An export holds each session's last events only, not all of them, so bronze
+    stays the source of the features; sessions erased from bronze are skipped and
+    counted as ``missing``.
+    """
+    wanted = session_ids_from_export(path)
+    sessions = sessions_by_id(spark, cfg, wanted)
+    return {**rescore_sessions(spark, cfg, sessions, versions), "missing": len(wanted - set(sessions))}
+
+
 @app.command()
 def reprocess(
-    start: str = typer.Option(..., help="Start of the event-time range (ISO, inclusive)."),
-    end: str = typer.Option(..., help="End of the event-time range (ISO, exclusive)."),
+    start: str = typer.Option(None, help="Start of the event-time range (ISO, inclusive)."),
+    end: str = typer.Option(None, help="End of the event-time range (ISO, exclusive)."),
+    from_export: Path = typer.Option(
+        None, "--from-export", help="Re-score the sessions listed in this export file (JSON Lines or CSV) instead of a time range."
+    ),
     purchase_version: str = typer.Option(None, help="purchase_intent model version (default: the champion)."),
     category_version: str = typer.Option(None, help="category_top3 model version (default: the champion)."),
 ) -> None:
-    """Re-score the sessions of a time range from bronze with chosen model versions (replaces their predictions)."""
+    """Re-score the sessions of a time range, or of an export file, from bronze with chosen model versions.
+
+    Their prediction rows and session documents are replaced, so running it twice
+    leaves the same state.
+    """
     try:
-        s, e = parse_time(start, "--start"), parse_time(end, "--end")
         for name, v in (("--purchase-version", purchase_version), ("--category-version", category_version)):
             if v is not None and not re.fullmatch(r"[0-9]{1,9}", v):
                 raise InputError(f"{name} must be a model version number, got {v!r}")
-        if s >= e:
-            raise InputError("--start must be before --end")
+        if from_export is not None:
+            if start or end:
+                raise InputError("give either --from-export or --start/--end, not both")
+            if not from_export.is_file():
+                raise InputError(f"no such export file: {from_export}")
+            session_ids_from_export(from_export)  # fail on a bad file before starting Spark
+        else:
+            s, e = parse_time(start, "--start"), parse_time(end, "--end")
+            if s is None or e is None:
+                raise InputError("give --start and --end (a time range), or --from-export FILE")
+            if s >= e:
+                raise InputError("--start must be before --end")
     except InputError as exc:
         _fail(exc)
     from lakehouse.spark import get_spark
 
     cfg = config.load()
     spark = get_spark("session-admin", catalog=False, cfg=cfg)
-    result = reprocess_range(spark, cfg, s, e, {"purchase": purchase_version, "category": category_version})
+    versions = {"purchase": purchase_version, "category": category_version}
+    by_file = from_export is not None
+    result = reprocess_export(spark, cfg, from_export, versions) if by_file else reprocess_range(spark, cfg, s, e, versions)
     typer.echo(json.dumps(result))
-
-
-def iter_jsonl(path: Path) -> Iterator[dict]:
-    with open(path) as fh:
-        for line in fh:
-            if line.strip():
-                yield json_util.loads(line)
 
 
 def main() -> None:

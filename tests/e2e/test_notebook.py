@@ -2,7 +2,7 @@
 
 Why a test: a notebook nobody executes rots silently (a renamed mart column, a moved
 function). This builds a small lakehouse with the real `python -m lakehouse.pipeline`
-(services, Kafka, streaming ingest, dbt, training), executes
+(services, Kafka, streaming ingest, dbt, training, live scoring), executes
 ``notebooks/exploration.ipynb`` in a fresh kernel of this venv's Python, and checks it
 drew its figures, shows the pipeline's own funnel numbers and the models it trained.
 A second run with MLflow unreachable must print a note, not raise.
@@ -126,6 +126,16 @@ def test_committed_notebook_has_no_outputs() -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, "the notebook has no code cells"
     assert all(not c.outputs and c.execution_count is None for c in code), "commit the notebook with outputs stripped"
+
+
+def test_the_run_scored_a_live_slice_with_the_streaming_scorer(built_lakehouse) -> None:
+    """The run command's last step: every session of the held-out day got a prediction row from the scorer."""
+    _, summary = built_lakehouse
+    live = summary["live"]
+    assert live["events"] > 1000 and live["sessions"] > 100
+    assert live["sessions_scored"] == live["sessions"]
+    assert live["prediction_rows"] >= live["sessions"]
+    assert 0 < live["latency_p50_s"] <= live["latency_p95_s"]
 
 
 def test_notebook_runs_on_the_pipeline_lakehouse(built_lakehouse, kernel_specs) -> None:

@@ -1,10 +1,12 @@
-"""`kill -9` of the scorer process mid-stream, then a restart: no duplicated prediction rows, no lost session.
+"""Faults during live scoring: `kill -9` of the scorer three times and a FerretDB restart, in one run.
 
 The scorer runs as its own process (``python -m streaming.scorer``) on the test
-lakehouse and services; it is killed with SIGKILL while events are still arriving,
-restarted from its checkpoint, and the Delta table must then hold exactly one row
-per (session, prediction point) scored, with every session scored at its last event,
-and MongoDB one document per session.
+lakehouse and services. Events arrive in four parts; after each of the first three
+the scorer is killed with SIGKILL (mid-batch, most likely) and restarted from its
+checkpoint, and during the second FerretDB is stopped and started again. Afterwards
+the Delta table holds exactly one row per (session, prediction point) scored, every
+session is scored at its last event, and MongoDB has one up-to-date document per
+session whose prediction history has no repeated point.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 import pandas as pd
 import pytest
 
-from lakehouse import config
+from lakehouse import config, services
 from streaming.scorer import predictions_path
 from streaming.session_features import normalise, split_sessions
 from streaming.session_store import COLLECTION, connect
@@ -35,7 +37,9 @@ def _spawn(topic: str, log) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def test_kill9_then_restart_leaves_no_duplicate_prediction_rows(spark, cfg, kafka, mongo, mlflow_uri, tmp_path) -> None:
+def test_three_kill9s_and_a_ferretdb_restart_leave_no_duplicate_and_no_lost_prediction(
+    spark, cfg, kafka, mongo, mlflow_uri, tmp_path
+) -> None:
     topic = f"scorer-kill9-{int(time.time())}"
     create_topic(kafka, topic, partitions=2)
     register_models(mlflow_uri, synthetic_events(n_users=30, days=1, seed=1), seed=0)
@@ -44,18 +48,29 @@ def test_kill9_then_restart_leaves_no_duplicate_prediction_rows(spark, cfg, kafk
     sessions = split_sessions([normalise(e) for e in events.to_dict("records")])
     msgs = payloads(events)
     path = str(predictions_path(cfg))
-    log = open(tmp_path / "scorer.log", "w")  # noqa: SIM115 - shared by two processes, closed in finally
+    mongo_svc = services.all_services(cfg)["mongo"]
+
+    def rows() -> int:
+        return spark.read.format("delta").load(path).count() if os.path.exists(path + "/_delta_log") else 0
+
+    log = open(tmp_path / "scorer.log", "w")  # noqa: SIM115 - shared by the scorer processes, closed in finally
     proc = _spawn(topic, log)
+    parts = [msgs[i * len(msgs) // 4 : (i + 1) * len(msgs) // 4] for i in range(4)]
     try:
-        third = len(msgs) // 3
-        send_raw(kafka, topic, msgs[:third])
-        wait_for(lambda: os.path.exists(path + "/_delta_log") and spark.read.format("delta").load(path).count() > 0, 240, "first rows")
-        send_raw(kafka, topic, msgs[third : 2 * third])
-        time.sleep(2.5)  # mid-batch, most likely
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        send_raw(kafka, topic, msgs[2 * third :])
-        proc = _spawn(topic, log)
+        for kill in range(3):
+            before = rows()
+            send_raw(kafka, topic, parts[kill])
+            wait_for(lambda before=before: rows() > before, 240, f"rows before kill {kill + 1}")
+            if kill == 1:  # FerretDB goes away while the scorer keeps writing Delta: the outbox holds the documents
+                mongo_svc.stop()
+            time.sleep(1.5)  # most likely mid-batch
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+            proc = _spawn(topic, log)
+            if kill == 1:
+                time.sleep(10)
+                mongo_svc.start()
+        send_raw(kafka, topic, parts[3])
 
         def complete():
             p = spark.read.format("delta").load(path).toPandas()
@@ -63,16 +78,23 @@ def test_kill9_then_restart_leaves_no_duplicate_prediction_rows(spark, cfg, kafk
             ok = all(s in last and last[s] == len(evs) for s, evs in sessions.items())
             return p if ok else None
 
-        preds: pd.DataFrame = wait_for(complete, 300, "every session scored at its last event after the restart", every=3)
+        preds: pd.DataFrame = wait_for(complete, 300, "every session scored at its last event after the restarts", every=3)
+        coll = connect(mongo)[str(cfg["MONGO_DB"])][COLLECTION]
+
+        def mirrored():  # the outbox drains once FerretDB is back: every document at the session's last event
+            docs = list(coll.find({"_id": {"$in": list(sessions)}}))
+            return docs if len(docs) == len(sessions) and all(d["n_events"] == len(sessions[d["_id"]]) for d in docs) else None
+
+        docs = wait_for(mirrored, 120, "every session document up to date")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
         log.close()
-    dup = preds.duplicated(["session_id", "prediction_point"], keep=False)
-    assert not dup.any(), preds[dup].sort_values(["session_id", "prediction_point"]).head(10)
-    coll = connect(mongo)[str(cfg["MONGO_DB"])][COLLECTION]
-    docs = wait_for(lambda: coll.count_documents({"_id": {"$in": list(sessions)}}) == len(sessions), 60, "all documents")
-    assert docs
-    for d in coll.find({"_id": {"$in": list(sessions)}}):
+        if mongo_svc.pid() is None:
+            mongo_svc.start()
+    ours = preds[preds.session_id.isin(sessions)]
+    dup = ours.duplicated(["session_id", "prediction_point"], keep=False)
+    assert not dup.any(), ours[dup].sort_values(["session_id", "prediction_point"]).head(10)
+    for d in docs:
         points = [h["point"] for h in d["predictions"]]
-        assert len(points) == len(set(points)) and d["n_events"] == len(sessions[d["_id"]])
+        assert len(points) == len(set(points))

@@ -1,4 +1,4 @@
-"""Session store commands on the real FerretDB, Delta and MLflow: reprocess -> export -> history -> delete -> reprocess.
+"""Session store commands on the real FerretDB, Delta and MLflow: reprocess -> export -> history -> delete -> reprocess (range, file).
 
 Bronze gets a few days of events; ``reprocess`` scores their sessions with a chosen
 model version (writing prediction rows and documents), a second run leaves the same
@@ -71,6 +71,14 @@ def test_reprocess_export_delete_round_trip(spark, cfg, mongo, mlflow_uri, tmp_p
 
     after = session_admin.reprocess_range(spark, cfg, start, end, versions)
     assert after["sessions"] == first["sessions"] - n_user  # the erased user does not come back
+
+    # reprocess from the export file: the same sessions, minus the erased user's, which are reported missing
+    assert session_admin.session_ids_from_export(tmp_path / "u.csv") == {r["session_id"] for r in rows}
+    from_file = session_admin.reprocess_export(spark, cfg, out, versions)
+    assert from_file == {**after, "missing": n_user}
+    preds = spark.read.format("delta").load(path).filter("source = 'reprocess'").toPandas()
+    preds = preds[preds.user_id.isin(ours)]
+    assert len(preds) == after["sessions"] and not preds.session_id.duplicated().any()
 
 
 @pytest.mark.parametrize("bad", ['{"$gt": 0}', "1; drop", "-1", "abc"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,6 +90,29 @@ def test_history_uses_only_days_before() -> None:
     assert row.f_user_prior_sessions == 2 and row.f_user_prior_spend == 50.0
     assert row.f_user_days_since_last_session == pytest.approx(2.0)  # last event before the session day
     assert row.f_prior_share_electronics == pytest.approx(0.5)
+
+
+def test_running_totals_answer_like_a_plain_sum_over_earlier_days() -> None:
+    """``prior`` reads running totals; it must equal summing the key's rows before the day."""
+    rng = np.random.default_rng(4)
+    n = 400
+    product = pd.DataFrame(
+        {
+            "product_id": rng.integers(1, 30, n),
+            "event_date": pd.Timestamp("2019-11-01") + pd.to_timedelta(rng.integers(0, 20, n), unit="D"),
+            "views": rng.integers(0, 50, n),
+            "purchases": rng.integers(0, 5, n),
+        }
+    ).drop_duplicates(["product_id", "event_date"])
+    h = PriorHistory(product=product)
+    for pid in range(0, 31):
+        for day in pd.date_range("2019-10-31", "2019-11-22"):
+            rows = product[(product.product_id == pid) & (product.event_date < day)]
+            got = h.prior("product", pid, day.date())
+            if rows.empty:
+                assert got is None
+            else:
+                assert got == {"views": float(rows.views.sum()), "purchases": float(rows.purchases.sum())}
 
 
 def test_prediction_history_is_keyed_by_point_so_replays_do_not_duplicate() -> None:
