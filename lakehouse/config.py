@@ -55,7 +55,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MLFLOW_TRACKING_URI", "", "An existing MLflow tracking server; empty means the embedded server on 127.0.0.1:`MLFLOW_PORT`."),
     Setting("MLFLOW_PORT", "15000", "Port of the embedded MLflow tracking server.", int),
     Setting("INGEST_TRIGGER_SECONDS", "5", "Micro-batch trigger interval of the streaming ingest.", int),
-    Setting("INGEST_MAX_OFFSETS_PER_TRIGGER", "500000", "Upper bound of Kafka records read per micro-batch.", int),
+    Setting(
+        "INGEST_MAX_OFFSETS_PER_TRIGGER",
+        "1000000",
+        "Upper bound of Kafka records read per micro-batch (bigger batches amortise the two Delta commits each batch costs).",
+        int,
+    ),
     Setting("INGEST_STARTING_OFFSETS", "earliest", "Where a new ingest query starts: `earliest` or `latest`."),
     Setting("SCORER_TRIGGER_SECONDS", "1", "Micro-batch trigger interval of the streaming scorer (seconds, may be fractional).", float),
     Setting("SCORER_MAX_OFFSETS_PER_TRIGGER", "50000", "Upper bound of Kafka records the scorer reads per micro-batch.", int),

@@ -64,7 +64,11 @@ def write_validated(validated: DataFrame, paths: BronzePaths, app_id: str, versi
     """Append one validated batch to bronze and quarantine, exactly once per (app_id, version).
 
     A (app_id, version) pair that a table already holds is skipped by Delta, so a
-    replayed batch adds nothing there.
+    replayed batch adds nothing there. The batch is parsed once and cached: counting
+    good and bad rows fills the cache, and both writes read it. The quarantine write
+    is skipped when there is nothing to quarantine (its replay would add nothing either).
+    (Not an ``Observation`` on the bronze write instead of the count: Delta skips a
+    replayed write without running a job, and the observation would wait forever.)
     """
     keep = {c.name for c in events.BRONZE_COLUMNS} | {c.name for c in events.QUARANTINE_COLUMNS} | {"payload", "reason"}
     validated = (
@@ -79,11 +83,13 @@ def write_validated(validated: DataFrame, paths: BronzePaths, app_id: str, versi
             F.count_if(F.col("reason").isNull()).alias("good"),
             F.count_if(F.col("reason").isNotNull()).alias("bad"),
         ).first()
+        good, bad = int(counts["good"]), int(counts["bad"])
         _append(bronze_rows(validated), paths.events, app_id, version)
-        _append(quarantine_rows(validated), paths.quarantine, app_id, version)
+        if bad:
+            _append(quarantine_rows(validated), paths.quarantine, app_id, version)
     finally:
         validated.unpersist()
-    return BatchResult(int(counts["good"]), int(counts["bad"]))
+    return BatchResult(good, bad)
 
 
 def table_version(spark: SparkSession, path: Path) -> int:
@@ -94,5 +100,5 @@ def table_version(spark: SparkSession, path: Path) -> int:
 
 
 def _append(df: DataFrame, path: Path, app_id: str, version: int) -> None:
-    # Commits even an empty batch, so the transaction id records that this version is done.
+    # Commits even an empty bronze batch, so the transaction id records that this version is done.
     df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).save(str(path))

@@ -46,6 +46,11 @@ def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, startin
         .option("failOnDataLoss", "false")
         .load()
     )
+    return with_coordinates(raw)
+
+
+def with_coordinates(raw: DataFrame) -> DataFrame:
+    """Kafka records (stream or batch) as the value plus the coordinates every output row keeps."""
     return raw.select(
         "value",
         F.lit("kafka").alias("source"),

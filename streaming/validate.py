@@ -78,11 +78,13 @@ def _blank_to_null(c: Column) -> Column:
 
 
 def _event_time(text: Column) -> Column:
-    """REES46 text (`2019-11-01 00:00:00 UTC`) or ISO-8601; null when neither parses."""
-    return F.coalesce(
-        F.to_timestamp(text, events.SPARK_EVENT_TIME_FORMAT),
-        F.to_timestamp(text),
-    )
+    """REES46 text (`2019-11-01 00:00:00 UTC`) or ISO-8601; null when neither parses.
+
+    A plain cast: Spark's string-to-timestamp cast reads both forms (the zone after
+    the time included) and is several times faster than a pattern-based parse, which
+    on 2 cores was the most expensive step of the whole ingest.
+    """
+    return text.cast("timestamp")
 
 
 def validate_fields(df: DataFrame) -> DataFrame:
@@ -90,44 +92,58 @@ def validate_fields(df: DataFrame) -> DataFrame:
 
     Expects the columns made by one of the ``parse_*`` functions. Adds typed event
     columns (``events.EVENT_COLUMNS``) plus ``event_date``.
+
+    Built as three projections (fields, typed values, rule) on purpose: each value
+    is computed once per row and the rule only reads columns. Written as one
+    expression, Spark re-evaluates a shared sub-expression (the timestamp parse, the
+    trims) inside every CASE branch that uses it.
     """
-    f = {c: _blank_to_null(F.col(f"f.{c}")) for c in events.CSV_COLUMNS}
-    missing = [(f[c].isNull(), f"missing_field:{c}") for c in events.REQUIRED_FIELDS]
-    wrong_int = [(~f[c].rlike(_INT_PATTERN) | F.trim(f[c]).cast("bigint").isNull(), f"wrong_type:{c}") for c in _INT_FIELDS]
-    wrong_price = [(~f["price"].rlike(_NUMBER_PATTERN), "wrong_type:price")]
-    ts = _event_time(F.trim(f["event_time"]))
-    price = F.trim(f["price"]).cast("double")
-    ids = {c: F.trim(f[c]).cast("bigint") for c in _INT_FIELDS}
+    # 1. every field once: blank -> null, trimmed copy for the numeric ones
+    fields = {f"_v_{c}": _blank_to_null(F.col(f"f.{c}")) for c in events.CSV_COLUMNS}
+    out = df.select("*", *[v.alias(k) for k, v in fields.items()])
+    v = {c: F.col(f"_v_{c}") for c in events.CSV_COLUMNS}
+    # 2. typed values and type checks, once
+    typed = {
+        "_ts": _event_time(F.trim(v["event_time"])),
+        "_price": F.trim(v["price"]).cast("double"),
+        "_price_ok": v["price"].rlike(_NUMBER_PATTERN),
+        **{f"_id_{c}": F.trim(v[c]).cast("bigint") for c in _INT_FIELDS},
+        **{f"_id_ok_{c}": v[c].rlike(_INT_PATTERN) for c in _INT_FIELDS},
+    }
+    out = out.select("*", *[e.alias(k) for k, e in typed.items()])
+    ts, price = F.col("_ts"), F.col("_price")
+    ids = {c: F.col(f"_id_{c}") for c in _INT_FIELDS}
+    # 3. the rule: the first one a record breaks, in events.REASONS order
     min_time = F.to_timestamp(F.lit(events.MIN_EVENT_TIME))
     max_time = F.current_timestamp() + F.expr(f"INTERVAL {events.MAX_FUTURE_SECONDS} SECONDS")
     rule = _first(
         (F.col("pre_reason").isNotNull(), F.concat(F.col("pre_reason"), F.lit(":"))),
-        *missing,
-        *wrong_int,
-        *wrong_price,
-        (~f["event_type"].isin(*events.EVENT_TYPES), F.concat(F.lit("unknown_event_type:"), F.substring(f["event_type"], 1, 100))),
-        (ts.isNull(), F.concat(F.lit("unparsable_timestamp:"), F.substring(f["event_time"], 1, 100))),
-        ((ts < min_time) | (ts > max_time), F.concat(F.lit("timestamp_out_of_range:"), F.substring(f["event_time"], 1, 100))),
-        (F.isnan(price) | (price < events.MIN_PRICE) | (price > events.MAX_PRICE), F.concat(F.lit("price_out_of_range:"), f["price"])),
+        *[(v[c].isNull(), f"missing_field:{c}") for c in events.REQUIRED_FIELDS],
+        *[(~F.col(f"_id_ok_{c}") | ids[c].isNull(), f"wrong_type:{c}") for c in _INT_FIELDS],
+        (~F.col("_price_ok"), "wrong_type:price"),
+        (~v["event_type"].isin(*events.EVENT_TYPES), F.concat(F.lit("unknown_event_type:"), F.substring(v["event_type"], 1, 100))),
+        (ts.isNull(), F.concat(F.lit("unparsable_timestamp:"), F.substring(v["event_time"], 1, 100))),
+        ((ts < min_time) | (ts > max_time), F.concat(F.lit("timestamp_out_of_range:"), F.substring(v["event_time"], 1, 100))),
+        (F.isnan(price) | (price < events.MIN_PRICE) | (price > events.MAX_PRICE), F.concat(F.lit("price_out_of_range:"), v["price"])),
         ((ids["product_id"] <= 0) | (ids["user_id"] <= 0) | (ids["category_id"] <= 0), "invalid_id:non-positive id"),
     )
-    out = df.withColumn("_rule", rule)
+    out = out.withColumn("_rule", rule)
     out = out.withColumn("reason", F.substring_index(F.col("_rule"), ":", 1))
     out = out.withColumn("reason_detail", F.expr("nullif(substring(_rule, length(reason) + 2), '')"))
-    typed = {
+    result = {
         "event_time": ts,
-        "event_type": f["event_type"],
+        "event_type": v["event_type"],
         "product_id": ids["product_id"],
         "category_id": ids["category_id"],
-        "category_code": f["category_code"],
-        "brand": f["brand"],
+        "category_code": v["category_code"],
+        "brand": v["brand"],
         "price": price,
         "user_id": ids["user_id"],
-        "user_session": f["user_session"],
+        "user_session": v["user_session"],
+        "event_date": F.to_date(ts),
     }
-    for name, value in typed.items():
-        out = out.withColumn(name, value)
-    return out.withColumn("event_date", F.to_date(F.col("event_time"))).drop("_rule")
+    helpers = [*fields, *typed, "_rule"]
+    return out.select(*[c for c in out.columns if c not in helpers and c not in result], *[e.alias(k) for k, e in result.items()])
 
 
 def bronze_rows(validated: DataFrame) -> DataFrame:
