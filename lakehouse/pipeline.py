@@ -57,7 +57,7 @@ def _generated_file(cfg: config.Config, events: int, days: int, start: date, see
     if path.exists():
         console.print(f"reusing {path}")
         return path
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(".part-" + path.name)  # keeps the .gz ending: the generator compresses by name
     generate(tmp, events=events, start=start, days=days, seed=seed)
     tmp.rename(path)
     return path
@@ -70,6 +70,9 @@ def _hold_out_last_day(path: Path, last_day: date, live_events: int) -> tuple[Pa
     learned from, one day later, as live traffic would.
     """
     import gzip
+    import io
+
+    from streaming.rees46 import open_binary
 
     main = path.with_name(path.name.replace(".csv.gz", "-history.csv.gz"))
     live = path.with_name(path.name.replace(".csv.gz", f"-live{live_events}.csv.gz"))
@@ -77,13 +80,16 @@ def _hold_out_last_day(path: Path, last_day: date, live_events: int) -> tuple[Pa
         return main, live
     prefix = last_day.isoformat()
     n_live = 0
-    with gzip.open(path, "rt") as src, gzip.open(main, "wt") as out_main, gzip.open(live, "wt") as out_live:
+    parts = [p.with_name(".part-" + p.name) for p in (main, live)]  # renamed when complete: a crash leaves no half file to reuse
+    with io.TextIOWrapper(open_binary(path)) as src, gzip.open(parts[0], "wt") as out_main, gzip.open(parts[1], "wt") as out_live:
         for line in src:
             if line[:10] < prefix:
                 out_main.write(line)
             elif n_live < live_events:
                 out_live.write(line)
                 n_live += 1
+    for part, final in zip(parts, (main, live), strict=True):
+        part.rename(final)
     return main, live
 
 
@@ -251,9 +257,15 @@ def _wait_for_predictions(spark, path: Path, since, expected: set[str], scorer: 
     deadline = time.monotonic() + timeout_s
     with console.status("waiting for the scorer to catch up ..."):
         while True:
-            rows = spark.read.format("delta").load(str(path)).filter(F.col("processing_time") >= F.lit(since)).toPandas()
-            rows = rows[rows["session_id"].isin(expected)]
-            if rows["session_id"].nunique() == len(expected) or time.monotonic() > deadline:
+            rows = None
+            if (path / "_delta_log").exists():  # the scorer creates the table once its JVM is up
+                rows = spark.read.format("delta").load(str(path)).filter(F.col("processing_time") >= F.lit(since)).toPandas()
+                rows = rows[rows["session_id"].isin(expected)]
+                if rows["session_id"].nunique() == len(expected):
+                    return rows
+            if time.monotonic() > deadline:
+                if rows is None:
+                    raise RuntimeError(f"the scorer wrote no predictions table within {timeout_s:.0f}s; see its log")
                 return rows
             if scorer.poll() is not None:
                 raise RuntimeError(f"the scorer exited early (code {scorer.returncode}); see its log")
