@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lakehouse import config, services
+from streaming import reconcile
 from streaming.generate import generate
 from streaming.producer import ensure_topic, produce_file
 
@@ -71,17 +72,6 @@ def committed_offsets(checkpoint: Path) -> int:
         return 0
     lines = (checkpoint / "offsets" / str(max(commits))).read_text().splitlines()
     return sum(int(v) for part in json.loads(lines[-1]).values() for v in part.values())
-
-
-def topic_size(bootstrap: str, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
-        return sum(consumer.end_offsets(tps).values()) if tps else 0
-    finally:
-        consumer.close()
 
 
 def demo_file(cfg: config.Config, events: int) -> Path:
@@ -180,7 +170,7 @@ def main(
     def sample(t0: float) -> Sample:
         s = Sample(
             time.monotonic() - t0,
-            topic_size(bootstrap, topic),
+            sum(reconcile.kafka_counts(bootstrap, topic).values()),
             committed_offsets(checkpoint),
             tree_rss_mib(ingest.pid),
             tree_rss_mib(broker_pid),
@@ -227,7 +217,6 @@ def main(
     console.print(rss)
 
     from lakehouse.spark import get_spark
-    from streaming import reconcile
 
     spark = get_spark("bench-load", catalog=False, cfg=run_cfg)
     reports = reconcile.reconcile(spark, run_cfg, topic)

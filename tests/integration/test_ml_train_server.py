@@ -25,11 +25,10 @@ def _children(client: MlflowClient, result: train_mod.TrainResult):
     return client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
 
 
-def test_purchase_grid_is_logged_registered_and_the_champion_scores_new_rows(mlflow_uri: str, tmp_path: Path) -> None:
-    name = f"purchase_intent_it_{uuid.uuid4().hex[:6]}"
-    frame = synthetic.purchase_frame(6_000, seed=21)
+def _train_on_server(task: str, frame, name: str, mlflow_uri: str, tmp_path: Path):
+    """The real grid search against the MLflow server; returns the result, a client and the child runs."""
     result = train_mod.train(
-        "purchase",
+        task,
         frame,
         seed=1,
         output_dir=tmp_path,
@@ -39,8 +38,13 @@ def test_purchase_grid_is_logged_registered_and_the_champion_scores_new_rows(mlf
         show_progress=False,
     )
     client = MlflowClient(mlflow_uri)
+    return result, client, _children(client, result)
 
-    children = _children(client, result)
+
+def test_purchase_grid_is_logged_registered_and_the_champion_scores_new_rows(mlflow_uri: str, tmp_path: Path) -> None:
+    name = f"purchase_intent_it_{uuid.uuid4().hex[:6]}"
+    frame = synthetic.purchase_frame(6_000, seed=21)
+    result, client, children = _train_on_server("purchase", frame, name, mlflow_uri, tmp_path)
     assert len(children) >= 8
     assert {r.data.params["family"] for r in children} == {"logreg", "lightgbm"}
     for run in children:
@@ -71,18 +75,7 @@ def test_purchase_grid_is_logged_registered_and_the_champion_scores_new_rows(mlf
 def test_category_grid_registers_a_model_that_returns_probabilities_and_top3(mlflow_uri: str, tmp_path: Path) -> None:
     name = f"category_top3_it_{uuid.uuid4().hex[:6]}"
     frame = synthetic.category_frame(4_000, seed=22)
-    result = train_mod.train(
-        "category",
-        frame,
-        seed=1,
-        output_dir=tmp_path,
-        tracking_uri=mlflow_uri,
-        experiment=f"it-{name}",
-        registered_model=name,
-        show_progress=False,
-    )
-    client = MlflowClient(mlflow_uri)
-    children = _children(client, result)
+    _, _, children = _train_on_server("category", frame, name, mlflow_uri, tmp_path)
     assert len(children) >= 8
     for run in children:
         assert {
