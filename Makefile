@@ -34,9 +34,9 @@ $(STAMPS)/kafka-jars: setup/pom-kafka.xml
 	mvn -q -B -f setup/pom-kafka.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/kafka
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/ferretdb: setup/ferretdb/main.go setup/ferretdb/go.mod setup/ferretdb/go.sum
-	@echo ">> FerretDB (go install from the Go module proxy) into $(DEPS)/bin"
-	cd setup/ferretdb && GOBIN=$(DEPS)/bin GOFLAGS=-mod=mod go install .
+$(STAMPS)/ferretdb: setup/ferretdb/main.go setup/ferretdb/go.mod setup/ferretdb/go.sum setup/ferretdb/build.sh $(wildcard setup/ferretdb/*.patch)
+	@echo ">> FerretDB v1.24.2 (Go module proxy, plus the patches in setup/ferretdb) into $(DEPS)/bin"
+	bash setup/ferretdb/build.sh $(DEPS)
 	@mkdir -p $(STAMPS) && touch $@
 
 run: setup ## the main job, end to end, on the embedded defaults

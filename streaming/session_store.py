@@ -112,6 +112,21 @@ def ensure_indexes(coll) -> None:
     coll.create_index([("user_id", ASCENDING), ("last_event_time", ASCENDING)], name="user_time")
 
 
+def stored_histories(coll, session_ids: Sequence[str]) -> dict[str, list[dict]]:
+    """The stored prediction history of each session that has a document.
+
+    One point read by ``_id`` per session rather than one ``$in`` query: FerretDB's
+    SQLite backend serves only a plain ``{_id: value}`` filter from the index and
+    scans (and decodes) the whole collection for ``$in``; on MongoDB both are indexed.
+    """
+    out: dict[str, list[dict]] = {}
+    for sid in session_ids:
+        d = coll.find_one({"_id": sid}, {"predictions": 1})
+        if d is not None:
+            out[sid] = d.get("predictions", [])
+    return out
+
+
 def upsert_documents(coll, docs: Sequence[dict]) -> int:
     """Replace each session document, merging its prediction history with the stored one."""
     from pymongo import ReplaceOne
@@ -127,7 +142,7 @@ def upsert_documents(coll, docs: Sequence[dict]) -> int:
     ids = list(latest)
     for i in range(0, len(ids), UPSERT_CHUNK):  # bounded requests: a big batch never hits the socket timeout
         chunk = ids[i : i + UPSERT_CHUNK]
-        stored = {d["_id"]: d.get("predictions", []) for d in coll.find({"_id": {"$in": chunk}}, {"predictions": 1})}
+        stored = stored_histories(coll, chunk)
         ops = []
         for sid in chunk:
             d = latest[sid]
