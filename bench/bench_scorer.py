@@ -61,6 +61,20 @@ def _produce(topic: str, msgs: list[tuple[bytes, bytes]], rate: int, bootstrap: 
     return len(msgs) / (time.monotonic() - t0)
 
 
+def _wait_until_running(log_path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+    """Block until the scorer logs that its query runs (or fail with its log's tail)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "scorer running" in log_path.read_text(errors="replace"):
+            time.sleep(3)  # a few empty batches: the trigger loop is in its steady state
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(1)
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+    raise RuntimeError(f"the scorer did not start within {timeout:.0f} s; last lines of {log_path}:\n{tail}")
+
+
 def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: int) -> dict:
     from pyspark.sql import SparkSession
 
@@ -81,7 +95,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
     spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
     path = str(predictions_path(cfg))
     try:
-        time.sleep(45)  # let the scorer's JVM start and load the models before the clock starts
+        _wait_until_running(Path(log.name), proc)  # JVM up, models loaded, writer warmed: then the clock starts
         started = pd.Timestamp.utcnow().tz_localize(None)
         achieved = _produce(topic, msgs, rate, cfg.kafka_bootstrap)
         ended = time.monotonic()
@@ -144,6 +158,8 @@ def main(
     results = [run_rate(cfg, int(r), seconds, trigger_seconds, seed) for r in rates.split(",")]
     for r in results:
         print(json.dumps(r))
+    sustained = [r["rate_target"] for r in results if r["caught_up_within_30s"]]
+    print(f"highest sustained rate among those tested (trigger {trigger_seconds:g} s): {max(sustained) if sustained else 'none'} events/s")
 
 
 if __name__ == "__main__":
