@@ -15,10 +15,6 @@ Usage: ``python -m bench.bench_scorer [--rates 500,2000] [--seconds 150] [--trig
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +23,7 @@ import pandas as pd
 import typer
 
 from lakehouse import config, services
+from streaming import scorer_process
 from streaming.scorer import predictions_path
 from streaming.session_features import normalise, split_sessions
 
@@ -61,20 +58,6 @@ def _produce(topic: str, msgs: list[tuple[bytes, bytes]], rate: int, bootstrap: 
     return len(msgs) / (time.monotonic() - t0)
 
 
-def _wait_until_running(log_path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> None:
-    """Block until the scorer logs that its query runs (or fail with its log's tail)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "scorer running" in log_path.read_text(errors="replace"):
-            time.sleep(3)  # a few empty batches: the trigger loop is in its steady state
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(1)
-    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-    raise RuntimeError(f"the scorer did not start within {timeout:.0f} s; last lines of {log_path}:\n{tail}")
-
-
 def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: int) -> dict:
     from pyspark.sql import SparkSession
 
@@ -87,15 +70,13 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
     events = _events(rate * seconds, seed)
     msgs = payloads(events)
     sessions = split_sessions([normalise(e) for e in events.to_dict("records")])
-    env = {**os.environ, "SCORER_TRIGGER_SECONDS": str(trigger), "SCORER_STARTING_OFFSETS": "earliest"}
-    log = open(Path(cfg.lakehouse_dir) / f"bench-scorer-{rate}.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streaming.scorer", "--topic", topic], cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    env = {"SCORER_TRIGGER_SECONDS": str(trigger), "SCORER_STARTING_OFFSETS": "earliest"}
+    log_path = Path(cfg.lakehouse_dir) / f"bench-scorer-{rate}.log"
+    proc = scorer_process.launch(topic, log_path, env)
     spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
     path = str(predictions_path(cfg))
     try:
-        _wait_until_running(Path(log.name), proc)  # JVM up, models loaded, writer warmed: then the clock starts
+        scorer_process.wait_until_running(proc, log_path)  # JVM up, models loaded, writer warmed: then the clock starts
         started = pd.Timestamp.utcnow().tz_localize(None)
         achieved = _produce(topic, msgs, rate, cfg.kafka_bootstrap)
         ended = time.monotonic()
@@ -109,13 +90,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
                 break
             time.sleep(2)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:  # a scorer that fell far behind may not stop in time: the figures still stand
-            proc.kill()
-            proc.wait()
-        log.close()
+        scorer_process.stop(proc)  # a scorer far behind is killed after the grace period: the figures still stand
     lat = p["latency_ms"].dropna().to_numpy() / 1000
     tail = p.sort_values("processing_time").tail(max(1, len(p) // 3))["latency_ms"].dropna().to_numpy() / 1000
     return {

@@ -14,10 +14,7 @@ what is already in Kafka and bronze (the ingest resumes from its checkpoint).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,33 +188,23 @@ def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float
     """
     import pandas as pd
 
+    from streaming import scorer_process
     from streaming.producer import produce_file
     from streaming.scorer import predictions_path
     from streaming.session_features import normalise, split_sessions
 
     live_topic = f"{topic}-live-{time.strftime('%Y%m%d%H%M%S')}"
     log_path = cfg.lakehouse_dir / "logs" / f"scorer-{live_topic}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     expected = set(split_sessions([normalise(e) for e in _valid_events(spark, path)]))
-    started = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    env = {**os.environ, "SCORER_STARTING_OFFSETS": "earliest"}
-    with open(log_path, "w") as log:
-        scorer = subprocess.Popen(
-            [sys.executable, "-m", "streaming.scorer", "--topic", live_topic],
-            cwd=config.REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            sent = produce_file(path, topic=live_topic, rate=rate, progress=True)
-            rows = _wait_for_predictions(spark, predictions_path(cfg), started, expected, scorer, timeout_s)
-        finally:
-            scorer.send_signal(signal.SIGTERM)
-            try:
-                scorer.wait(120)
-            except subprocess.TimeoutExpired:
-                scorer.kill()
+    scorer = scorer_process.launch(live_topic, log_path, {"SCORER_STARTING_OFFSETS": "earliest"})
+    try:
+        with console.status("starting the streaming scorer ..."):
+            scorer_process.wait_until_running(scorer, log_path)
+        started = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        sent = produce_file(path, topic=live_topic, rate=rate, progress=True)
+        rows = _wait_for_predictions(spark, predictions_path(cfg), started, expected, scorer, timeout_s)
+    finally:
+        scorer_process.stop(scorer)
     latency = rows["latency_ms"].dropna() / 1000.0
     return {
         "topic": live_topic,
