@@ -8,11 +8,14 @@ for ``--minutes``. Every few seconds it samples:
 * records produced (topic end offsets) and records ingested (the offsets of the
   ingest's last committed micro-batch, read from its checkpoint; no Spark here),
 * the RSS of the ingest process tree (Python + its Spark JVM), of the Kafka broker
-  and of this producer process.
+  and of this producer process,
+* the old-generation heap in use of the two JVMs (``jstat``): RSS of a JVM rises while
+  it grows its heap towards ``-Xmx``; the old generation after a collection is what it
+  keeps, the figure that shows a leak.
 
 It prints the samples per minute, the sustained ingest rate, the lag at the end,
 and peak RSS in the first and the last minute side by side with their ratio (a
-ratio near 1 means flat memory). At the end it checks exactly-once with the
+ratio near 1 means flat memory), and the same for the JVMs' old generation. At the end it checks exactly-once with the
 reconciliation report (every Kafka record once in bronze or quarantine).
 
 Usage: ``python -m bench.bench_load [--minutes 5] [--events 300000] [--rate 0]``
@@ -52,6 +55,8 @@ class Sample:
     rss_ingest: float
     rss_broker: float
     rss_producer: float
+    old_ingest: float
+    old_broker: float
 
 
 def tree_rss_mib(pid: int | None) -> float:
@@ -63,6 +68,28 @@ def tree_rss_mib(pid: int | None) -> float:
         return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
     except psutil.Error:
         return 0.0
+
+
+def jvm_old_gen_mib(pid: int | None) -> float:
+    """Old-generation heap in use (MiB) of the JVM at ``pid`` or among its children; 0 if none answers.
+
+    RSS of a JVM grows while it expands its heap towards ``-Xmx`` even with nothing
+    leaking; what the application keeps is in the old generation. Its lowest value in
+    a minute (right after a collection) is the figure that must stay flat.
+    """
+    if pid is None:
+        return 0.0
+    try:
+        proc = psutil.Process(pid)
+        jvms = [p for p in [proc, *proc.children(recursive=True)] if p.name() == "java"]
+    except psutil.Error:
+        return 0.0
+    for jvm in jvms:
+        out = subprocess.run(["jstat", "-gc", str(jvm.pid)], capture_output=True, text=True, check=False).stdout.split()
+        if "OU" in out:
+            half = len(out) // 2
+            return float(out[half + out.index("OU")]) / 1024  # jstat reports KiB
+    return 0.0
 
 
 def committed_offsets(checkpoint: Path) -> int:
@@ -101,7 +128,18 @@ def _raise_if(stop: threading.Event) -> None:
 
 def per_minute(samples: list[Sample]) -> Table:
     table = Table(title="sustained load, per minute")
-    for col in ("minute", "produced", "ingested", "lag", "ingest rec/s", "RSS ingest MiB", "RSS broker MiB", "RSS producer MiB"):
+    for col in (
+        "minute",
+        "produced",
+        "ingested",
+        "lag",
+        "ingest rec/s",
+        "RSS ingest MiB",
+        "RSS broker MiB",
+        "RSS producer MiB",
+        "old gen ingest MiB",
+        "old gen broker MiB",
+    ):
         table.add_column(col, justify="right")
     prev = samples[0]
     minute = 1
@@ -118,6 +156,8 @@ def per_minute(samples: list[Sample]) -> Table:
                 f"{max(x.rss_ingest for x in window):,.0f}",
                 f"{max(x.rss_broker for x in window):,.0f}",
                 f"{max(x.rss_producer for x in window):,.0f}",
+                f"{min(x.old_ingest for x in window):,.0f}",
+                f"{min(x.old_broker for x in window):,.0f}",
             )
             prev, minute = s, minute + 1
     return table
@@ -175,6 +215,8 @@ def main(
             tree_rss_mib(ingest.pid),
             tree_rss_mib(broker_pid),
             tree_rss_mib(os.getpid()),
+            jvm_old_gen_mib(ingest.pid),
+            jvm_old_gen_mib(broker_pid),
         )
         samples.append(s)
         return s
@@ -215,6 +257,13 @@ def main(
         a, b = max(getattr(s, attr) for s in first), max(getattr(s, attr) for s in last)
         rss.add_row(name, f"{a:,.0f}", f"{b:,.0f}", f"{b / a:.2f}" if a else "-")
     console.print(rss)
+    old = Table(title="JVM old generation in use, lowest in the minute (MiB): what the process keeps")
+    for col in ("process", "first minute", "last minute", "last / first"):
+        old.add_column(col, justify="right")
+    for name, attr in (("ingest (Spark JVM)", "old_ingest"), ("Kafka broker", "old_broker")):
+        a, b = min(getattr(s, attr) for s in first), min(getattr(s, attr) for s in last)
+        old.add_row(name, f"{a:,.0f}", f"{b:,.0f}", f"{b / a:.2f}" if a else "-")
+    console.print(old)
 
     from lakehouse.spark import get_spark
 
