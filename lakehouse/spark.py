@@ -68,6 +68,22 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
     return conf
 
 
+# For drivers that run for days (the streaming ingest and scorer). Even with the UI off,
+# Spark's status store keeps up to 1,000 jobs, 1,000 stages and 1,000 SQL executions,
+# so a stream's heap grows for its first hours before it levels off; a stream needs
+# only the recent ones (its progress is in the logs and the checkpoint).
+LONG_RUNNING_CONF: dict[str, str] = {
+    "spark.ui.retainedJobs": "50",
+    "spark.ui.retainedStages": "50",
+    "spark.ui.retainedTasks": "5000",
+    "spark.sql.ui.retainedExecutions": "20",
+    "spark.ui.dagGraph.retainedRootRDDs": "50",
+    "spark.sql.streaming.ui.retainedQueries": "10",
+    "spark.sql.streaming.ui.retainedProgressUpdates": "50",
+    "spark.sql.streaming.numRecentProgressUpdates": "20",
+}
+
+
 def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[str, str] | None = None, cfg: config.Config | None = None):
     """Create (or return the running) SparkSession configured for the lakehouse.
 

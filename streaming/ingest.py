@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import config
-from lakehouse.spark import get_spark
+from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming.bronze import BronzePaths, ensure_tables, write_validated
 from streaming.validate import parse_json_payload, validate_fields
 
@@ -160,7 +160,7 @@ def main(
     """Ingest click events from Kafka into the Delta bronze and quarantine tables."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = config.load()
-    spark = get_spark("ingest", catalog=False, cfg=cfg)
+    spark = get_spark("ingest", catalog=False, cfg=cfg, extra=LONG_RUNNING_CONF)
     log.info("ingest: topic %s -> %s", topic or cfg["KAFKA_TOPIC"], BronzePaths.from_config(cfg).events)
     try:
         supervise(

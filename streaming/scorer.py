@@ -40,7 +40,7 @@ from pyspark.sql.streaming.state import GroupStateTimeout
 from pyspark.sql.types import StructType
 
 from lakehouse import config
-from lakehouse.spark import get_spark
+from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from ml.feature_contract import TASK_SPECS
 from ml.registry import CHAMPION
 from streaming.events import CSV_COLUMNS
@@ -453,7 +453,11 @@ def main(
     """Score live sessions from Kafka with the champion models into Delta `predictions` and MongoDB `sessions`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = config.load()
-    extra = {"spark.sql.streaming.stateStore.stateSchemaCheck": "true", "spark.sql.execution.arrow.pyspark.enabled": "true"}
+    extra = {
+        **LONG_RUNNING_CONF,
+        "spark.sql.streaming.stateStore.stateSchemaCheck": "true",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
     spark = get_spark("scorer", catalog=False, cfg=cfg, extra=extra)
     query, scorer = start(
         spark, cfg, topic=topic, trigger_seconds=trigger_seconds, starting_offsets=starting_offsets, max_offsets=max_offsets
