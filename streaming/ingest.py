@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming.bronze import BronzePaths, ensure_tables, write_validated
+from streaming.producer import ensure_topic
 from streaming.validate import parse_json_payload, validate_fields
 
 log = logging.getLogger("streaming.ingest")
@@ -86,6 +87,7 @@ def start(
 ):
     """Start the ingest query and return it (the caller awaits or stops it)."""
     topic = topic or str(cfg["KAFKA_TOPIC"])
+    ensure_topic(topic, bootstrap=cfg.kafka_bootstrap)  # the stream may start before the first producer
     paths = BronzePaths.from_config(cfg)
     ensure_tables(spark, paths)
     source = kafka_source(

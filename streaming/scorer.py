@@ -44,6 +44,7 @@ from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from ml.feature_contract import TASK_SPECS
 from ml.registry import CHAMPION
 from streaming.events import CSV_COLUMNS
+from streaming.producer import ensure_topic
 from streaming.session_features import PriorHistory, build_history, normalise, point_features, split_sessions
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import parse_json_payload, validate_fields
@@ -405,6 +406,7 @@ def start(
 ):
     """Start the scoring query; returns (query, scorer)."""
     topic = topic or str(cfg["KAFKA_TOPIC"])
+    ensure_topic(topic, bootstrap=cfg.kafka_bootstrap)  # the stream may start before the first producer
     ensure_predictions_table(spark, predictions_path(cfg))
     warm_up_writer(spark, cfg, topic)
     models = models or ChampionModels(cfg.mlflow_uri, float(cfg["SCORER_MODEL_REFRESH_SECONDS"]))
