@@ -1,5 +1,5 @@
 {#-
-    The incremental window shared by every incremental mart.
+    The incremental window shared by every incremental model.
 
     A run after the first recomputes everything whose inputs can have changed:
     all rows dated on or after (latest date already in the target - `lookback_days`).
@@ -7,12 +7,31 @@
     `--full-refresh` (documented in the README). Sessions are re-aggregated from
     ALL their events, read from `max_session_days` further back, so a session that
     spans midnight is never cut in two.
+
+    Both bounds are looked up with `run_query` when the model runs and written into
+    the SQL as a date LITERAL. A scalar subquery (`select max(...) from this`) gives
+    the same rows but Spark cannot use it to prune Delta partitions or skip files,
+    nor push it below the staging view's de-duplication window: every incremental
+    model would scan and de-duplicate all of bronze again.
 -#}
 
 {% macro window_start(date_column) -%}
-    (select date_sub(max({{ date_column }}), {{ var('lookback_days') }}) from {{ this }})
+    {{ incremental_start_date(date_column, var('lookback_days')) }}
 {%- endmacro %}
 
 {% macro events_read_start(date_column) -%}
-    (select date_sub(max({{ date_column }}), {{ var('lookback_days') + var('max_session_days') }}) from {{ this }})
+    {{ incremental_start_date(date_column, var('lookback_days') + var('max_session_days')) }}
+{%- endmacro %}
+
+{#- date'yyyy-MM-dd' = (latest `date_column` in this model's table - `days_back`). -#}
+{% macro incremental_start_date(date_column, days_back) -%}
+    {%- set start = none -%}
+    {%- if execute and is_incremental() -%}
+        {%- set query -%}
+            select cast(date_sub(max({{ date_column }}), {{ days_back }}) as string) from {{ this }}
+        {%- endset -%}
+        {%- set start = run_query(query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {#- Parse time (never run), or an empty table: from the beginning, like a full refresh. -#}
+    date'{{ start or "0001-01-01" }}'
 {%- endmacro %}
