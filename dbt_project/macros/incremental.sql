@@ -35,3 +35,25 @@
     {#- Parse time (never run), or an empty table: from the beginning, like a full refresh. -#}
     date'{{ start or "0001-01-01" }}'
 {%- endmacro %}
+
+{#-
+    Pre-hook of the marts keyed by session: delete the rows of sessions that no longer
+    exist. A late null-session event can fill the gap between two inactivity sessions,
+    which then become one, named after the earlier; a merge only inserts and updates,
+    so the later session's rows would stay. Such a session had only events after the
+    late one, so its rows are dated inside the window; and every row dated there has
+    an event on that date, carrying its current session id, in int_events_sessionized.
+-#}
+{% macro delete_vanished_sessions(date_column) -%}
+    {%- if is_incremental() -%}
+        {%- set start = window_start(date_column) -%}
+        merge into {{ this }} as target
+        using (
+            select session_id from {{ this }} where {{ date_column }} >= {{ start }}
+            except
+            select session_id from {{ ref('int_events_sessionized') }} where event_date >= {{ start }}
+        ) as vanished
+        on target.session_id = vanished.session_id and target.{{ date_column }} >= {{ start }}
+        when matched then delete
+    {%- endif -%}
+{%- endmacro %}

@@ -15,6 +15,7 @@
         unique_key='session_id',
         partition_by=['session_date'],
         on_schema_change='fail',
+        pre_hook="{{ delete_vanished_sessions('session_date') }}",
     )
 }}
 
