@@ -13,6 +13,11 @@
     the same rows but Spark cannot use it to prune Delta partitions or skip files,
     nor push it below the staging view's de-duplication window: every incremental
     model would scan and de-duplicate all of bronze again.
+
+    The merges take no `incremental_predicates`: dbt reads a model's config when it
+    parses the project, before any date can be looked up, and Delta's MERGE condition
+    takes no subquery. The big marts are partitioned by date instead, so a merge
+    rewrites only the files of the days whose rows changed.
 -#}
 
 {% macro window_start(date_column) -%}

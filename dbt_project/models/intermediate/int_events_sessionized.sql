@@ -12,6 +12,11 @@
 -- whole (partition overwrite), the days before stay as they are. Events are read
 -- `max_session_days` further back so that a null-session event early in the window
 -- still sees the user's previous event.
+--
+-- dbt-spark switches the session to dynamic partition overwrite for this strategy and
+-- leaves it so; the post-hook restores Spark's default, because callers that run dbt
+-- in-process (the pipeline, the tests) share the session, and their own
+-- `mode("overwrite")` writes would otherwise replace only some partitions.
 
 {{
     config(
@@ -19,6 +24,7 @@
         incremental_strategy='insert_overwrite',
         partition_by=['event_date'],
         on_schema_change='fail',
+        post_hook='set spark.sql.sources.partitionOverwriteMode = STATIC',
     )
 }}
 
