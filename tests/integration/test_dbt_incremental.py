@@ -4,6 +4,14 @@ Load 1 is ten days of synthetic events minus the last three days and minus some 
 held back from the days before (late arrivals). Load 2 brings the last days plus those
 late events, all within the lookback. After `dbt run` (incremental merge) every
 incremental mart must equal, row for row, what `dbt run --full-refresh` builds.
+
+Hand-made sessions sit on the edges of the window (lookback 2 days after load 1 ends on
+2019-11-07: the window starts 2019-11-05, events are read from 2019-11-04), so a window
+one day too short, or a read that does not reach `max_session_days` back, gives a
+different mart: a shop session and a null-session chain crossing midnight into the
+window's first day, whose in-window half arrives late. And a late null-session event
+that bridges two inactivity sessions: the later one no longer exists after load 2, so
+its rows must go from every mart (a merge alone only inserts and updates).
 """
 
 from __future__ import annotations
@@ -29,6 +37,44 @@ INCREMENTAL_MARTS = {
 VARS = ["--vars", "{lookback_days: 2}"]
 
 
+def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(load 1 rows, late load 2 rows): sessions crossing midnight into the window's first day,
+    and two inactivity sessions that a late event joins into one."""
+
+    def event(time: str, event_type: str, user: int, session: str | None) -> dict:
+        return {
+            "event_time": pd.Timestamp(time),
+            "event_type": event_type,
+            "product_id": 1_000_001,
+            "category_id": 2_053_013_555_631_882_000,
+            "category_code": "electronics.smartphone",
+            "brand": "samsung",
+            "price": 250.0,
+            "user_id": user,
+            "user_session": session,
+        }
+
+    first = [
+        event("2019-11-04 23:50:00", "view", 900_000_001, "midnight-shop"),
+        event("2019-11-04 23:55:00", "view", 900_000_002, None),
+        event("2019-11-06 10:00:00", "view", 900_000_003, None),
+        event("2019-11-06 10:45:00", "cart", 900_000_003, None),  # 45 minutes later: a new session
+    ]
+    late = [
+        # 5 minutes after midnight: the same shop session, bought on the window's first day
+        event("2019-11-05 00:05:00", "cart", 900_000_001, "midnight-shop"),
+        event("2019-11-05 00:06:00", "purchase", 900_000_001, "midnight-shop"),
+        # 20 minutes after the user's previous null-session event, the day before: same session
+        event("2019-11-05 00:15:00", "purchase", 900_000_002, None),
+        # fills the 45-minute gap: one session of three events from 10:00
+        event("2019-11-06 10:20:00", "view", 900_000_003, None),
+    ]
+    extra = pd.DataFrame(first + late)
+    extra["source_file"] = "edges"
+    extra["source_line"] = range(1, len(extra) + 1)
+    return extra.iloc[: len(first)], extra.iloc[len(first) :]
+
+
 def _snapshot(spark) -> dict[str, pd.DataFrame]:
     out = {}
     for name, key in INCREMENTAL_MARTS.items():
@@ -41,8 +87,9 @@ def test_incremental_run_equals_full_refresh(spark, cfg):
     events = synthetic_events(n_users=80, days=10, seed=11)
     cutoff = pd.Timestamp("2019-11-08")
     late = (events.event_time >= pd.Timestamp("2019-11-07")) & (events.event_time < cutoff) & (events.index % 5 == 0)
-    load1 = events[(events.event_time < cutoff) & ~late]
-    load2 = events[(events.event_time >= cutoff) | late]
+    edges_first, edges_late = _edge_events()
+    load1 = pd.concat([events[(events.event_time < cutoff) & ~late], edges_first], ignore_index=True)
+    load2 = pd.concat([events[(events.event_time >= cutoff) | late], edges_late], ignore_index=True)
     assert late.sum() > 0 and len(load2) > late.sum()
 
     write_bronze(spark, load1, mode="overwrite", cfg=cfg, ingested_at=datetime(2019, 11, 8))
@@ -60,6 +107,13 @@ def test_incremental_run_equals_full_refresh(spark, cfg):
     full = _snapshot(spark)
     for name in INCREMENTAL_MARTS:
         pd.testing.assert_frame_equal(incremental[name], full[name], obj=name)
+
+    # the edge sessions were really joined across midnight (not only equal in both runs)
+    sessions = full["fct_sessions"].set_index("session_id")
+    assert sessions.loc["midnight-shop", "n_events"] == "3" and sessions.loc["midnight-shop", "funnel_stage"] == "purchase"
+    assert sessions.loc["timeout-900000002-20191104235500", "n_events"] == "2"
+    assert sessions.loc["timeout-900000003-20191106100000", "n_events"] == "3"
+    assert "timeout-900000003-20191106104500" not in sessions.index
 
     # and the marts still reconcile with staging after the merge
     dbt("test", "--select", "test_type:singular", *VARS)

@@ -1,6 +1,10 @@
 -- Top-level category popularity known at the start of each day: views and purchases
 -- in the category on all EARLIER days, for every (category, day) with events.
 
+-- A table, not a view: as a view the whole history would be recomputed inside
+-- each pass of fct_purchase_intent_features' MERGE over its source.
+{{ config(materialized='table') }}
+
 with
 
 events as (

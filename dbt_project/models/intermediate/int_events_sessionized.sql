@@ -5,12 +5,38 @@
 -- event more than `session_timeout_minutes` (default 30) after that user's previous
 -- null-session event starts a new session, named
 -- `timeout-<user_id>-<start yyyyMMddHHmmss>`. They are never dropped.
+--
+-- A table, not a view: every mart and feature reads it, and sessionizing (plus the
+-- staging de-duplication under it) is the most expensive step of the project, so it
+-- runs once per `dbt run`. Incremental: the days from the window start are rebuilt
+-- whole (partition overwrite), the days before stay as they are. Events are read
+-- `max_session_days` further back so that a null-session event early in the window
+-- still sees the user's previous event.
+--
+-- dbt-spark switches the session to dynamic partition overwrite for this strategy and
+-- leaves it so; the post-hook restores Spark's default, because callers that run dbt
+-- in-process (the pipeline, the tests) share the session, and their own
+-- `mode("overwrite")` writes would otherwise replace only some partitions.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='insert_overwrite',
+        partition_by=['event_date'],
+        on_schema_change='fail',
+        post_hook='set spark.sql.sources.partitionOverwriteMode = STATIC',
+    )
+}}
 
 with
 
 events as (
 
     select * from {{ ref('stg_bronze__events') }}
+    {% if is_incremental() %}
+    -- a literal on bronze's partition column: pruned, and pushed below staging's window
+    where event_date >= {{ events_read_start('event_date') }}
+    {% endif %}
 
 ),
 
@@ -97,3 +123,7 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+-- only whole days inside the window are overwritten
+where event_date >= {{ window_start('event_date') }}
+{% endif %}

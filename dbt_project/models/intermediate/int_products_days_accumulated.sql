@@ -2,6 +2,10 @@
 -- events, the product's views, carts and purchases on all EARLIER days. Features join
 -- it on the day of the prediction point, so they never see that day's later events.
 
+-- A table, not a view: as a view the whole history would be recomputed inside
+-- each pass of fct_purchase_intent_features' MERGE over its source.
+{{ config(materialized='table') }}
+
 with
 
 events as (

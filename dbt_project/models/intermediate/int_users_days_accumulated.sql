@@ -4,6 +4,10 @@
 -- time, events per top-level category). Features join it on the session's start day,
 -- so "prior" means days before the session, never earlier the same day.
 
+-- A table, not a view: both feature marts join it, and as a view the whole history
+-- would be recomputed inside each of them (and inside each pass of their MERGE).
+{{ config(materialized='table') }}
+
 {% set categories = top_level_categories() %}
 
 with

@@ -4,13 +4,18 @@
 -- category on days before the session, and the session's events per category up to
 -- the point. Targets y_<category>: the session has an event in that category strictly
 -- after the point (multi-label; one column per row of the top_level_categories seed).
+--
+-- Partitioned by event_date: the merge rewrites only files of the days whose sessions
+-- changed (rows of a session are dated by their prediction point).
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='merge',
         unique_key=['session_id', 'prediction_point'],
+        partition_by=['event_date'],
         on_schema_change='fail',
+        pre_hook="{{ delete_vanished_sessions('event_date') }}",
     )
 }}
 

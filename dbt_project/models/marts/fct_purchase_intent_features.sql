@@ -3,13 +3,18 @@
 -- event". In-session features use events 1..k only; user history uses days before
 -- the session's start day; product/category popularity uses days before the day of
 -- the k-th event. Label: the session has a purchase strictly after event k.
+--
+-- Partitioned by event_date: the merge rewrites only files of the days whose sessions
+-- changed (rows of a session are dated by their prediction point).
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='merge',
         unique_key=['session_id', 'prediction_point'],
+        partition_by=['event_date'],
         on_schema_change='fail',
+        pre_hook="{{ delete_vanished_sessions('event_date') }}",
     )
 }}
 

@@ -4,13 +4,18 @@
 -- implies the view step, so a buy-now purchase with no cart event in the session counts
 -- as reaching cart (and is flagged in is_purchase_without_cart). A session of only
 -- remove_from_cart events reaches no stage ('none').
+--
+-- Partitioned by session_date: the funnels read only recent days, and the merge
+-- rewrites only files of the days whose sessions changed.
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='merge',
         unique_key='session_id',
+        partition_by=['session_date'],
         on_schema_change='fail',
+        pre_hook="{{ delete_vanished_sessions('session_date') }}",
     )
 }}
 
