@@ -364,14 +364,14 @@ class Scorer:
         clock.lap("score")
         wrote = append_predictions(self.spark, rows, predictions_path(self.cfg), self.app_id, batch_id) if len(rows) else False
         clock.lap("delta")
-        mirrored = self.mirror.publish(batch_id, docs)
+        self.mirror.publish(batch_id, docs)
         clock.lap("outbox")
         log.info(
-            "batch %d: %d sessions scored, delta %s, mongo %s, %s",
+            "batch %d: %d sessions scored, delta %s, mongo outbox %d batch(es) pending, %s",
             batch_id,
             len(rows),
             "written" if wrote else "skipped (replay or empty)",
-            "up to date" if mirrored else "queued in outbox",
+            len(self.mirror.pending()),
             clock,
         )
 
