@@ -45,6 +45,7 @@ from ml.feature_contract import TASK_SPECS
 from ml.registry import CHAMPION
 from streaming.events import CSV_COLUMNS
 from streaming.producer import ensure_topic
+from streaming.scorer_process import READY_LINE
 from streaming.session_features import PriorHistory, build_history, normalise, point_features, split_sessions
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import parse_json_payload, validate_fields
@@ -464,7 +465,7 @@ def main(
     query, scorer = start(
         spark, cfg, topic=topic, trigger_seconds=trigger_seconds, starting_offsets=starting_offsets, max_offsets=max_offsets
     )
-    log.info("scorer running: %s -> %s + mongo %s", topic or cfg["KAFKA_TOPIC"], predictions_path(cfg), cfg["MONGO_DB"])
+    log.info("%s: %s -> %s + mongo %s", READY_LINE, topic or cfg["KAFKA_TOPIC"], predictions_path(cfg), cfg["MONGO_DB"])
 
     def _stop(signum, _frame):
         # Not query.stop() here: the handler runs on the main thread, which may be inside a py4j

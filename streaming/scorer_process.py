@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lakehouse import config
 
-READY_LINE = "scorer running"  # logged by streaming.scorer once its query has started
+READY_LINE = "scorer running"  # streaming.scorer logs it (this constant) once its query has started
 
 
 def launch(topic: str, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
