@@ -8,7 +8,7 @@ for ``--minutes``. Every few seconds it samples:
 * records produced (topic end offsets) and records ingested (the offsets of the
   ingest's last committed micro-batch, read from its checkpoint; no Spark here),
 * the RSS of the ingest process tree (Python + its Spark JVM), of the Kafka broker
-  and of this producer process,
+  and of this producer process alone (the ingest is its child; a tree would count it twice),
 * the old-generation heap in use of the two JVMs (``jstat``): RSS of a JVM rises while
   it grows its heap towards ``-Xmx``; the old generation after a collection is what it
   keeps, the figure that shows a leak.
@@ -68,6 +68,15 @@ def tree_rss_mib(pid: int | None) -> float:
         return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
     except psutil.Error:
         return 0.0
+
+
+def own_rss_mib(pid: int) -> float:
+    """RSS of one process without its children (MiB).
+
+    For the producer, which is this process: the ingest it launched is its child, so
+    the tree would count the ingest's JVM a second time.
+    """
+    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def jvm_old_gen_mib(pid: int | None) -> float:
@@ -214,7 +223,7 @@ def main(
             committed_offsets(checkpoint),
             tree_rss_mib(ingest.pid),
             tree_rss_mib(broker_pid),
-            tree_rss_mib(os.getpid()),
+            own_rss_mib(os.getpid()),
             jvm_old_gen_mib(ingest.pid),
             jvm_old_gen_mib(broker_pid),
         )

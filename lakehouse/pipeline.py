@@ -241,12 +241,15 @@ def _wait_for_predictions(spark, path: Path, since, expected: set[str], scorer: 
     """Prediction rows written since ``since`` for the expected sessions, once each has its last one (or at the timeout)."""
     from pyspark.sql import functions as F
 
+    from lakehouse.spark import read_delta
+
     deadline = time.monotonic() + timeout_s
     with console.status("waiting for the scorer to catch up ..."):
         while True:
             rows = None
-            if (path / "_delta_log").exists():  # the scorer creates the table once its JVM is up
-                rows = spark.read.format("delta").load(str(path)).filter(F.col("processing_time") >= F.lit(since)).toPandas()
+            table = read_delta(spark, path)  # the scorer creates the table once its JVM is up
+            if table is not None:
+                rows = table.filter(F.col("processing_time") >= F.lit(since)).toPandas()
                 rows = rows[rows["session_id"].isin(expected)]
                 if rows["session_id"].nunique() == len(expected):
                     return rows

@@ -105,6 +105,28 @@ def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[
     return spark
 
 
+_NOT_A_TABLE = {"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE"}
+
+
+def read_delta(spark, path: Path | str):
+    """The Delta table at ``path`` as a DataFrame, or None while it has no first commit.
+
+    Not ``DeltaTable.isDeltaTable``: that answers from the session's cached snapshot,
+    so a path first looked at before another process's first commit stays "not a
+    table" for the life of the JVM (a reconcile in the test process once counted 0
+    bronze rows that way). A read refreshes the snapshot. Not a check for a
+    ``_delta_log`` folder either: Delta creates it before the first commit lands.
+    """
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.format("delta").load(str(path))
+    except AnalysisException as exc:
+        if exc.getCondition() in _NOT_A_TABLE:
+            return None
+        raise
+
+
 def _python() -> str:
     import sys
 

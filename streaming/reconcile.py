@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lakehouse import config
-from lakehouse.spark import get_spark
+from lakehouse.spark import get_spark, read_delta
 from streaming.bronze import BronzePaths
 
 
@@ -53,17 +53,12 @@ def kafka_counts(bootstrap: str, topic: str) -> dict[int, int]:
 
 def lake_counts(spark: SparkSession, paths: BronzePaths, topic: str) -> dict[int, tuple[int, int, int]]:
     """Per partition: bronze rows, quarantine rows, and offsets present more than once."""
-    from delta.tables import DeltaTable
-
     cols = ["kafka_partition", "kafka_offset"]
+    tables = ((read_delta(spark, path), is_bronze) for path, is_bronze in ((paths.events, 1), (paths.quarantine, 0)))
     frames = [
-        spark.read.format("delta")
-        .load(str(path))
-        .filter(F.col("kafka_topic") == topic)
-        .select(*cols)
-        .withColumn("bronze", F.lit(is_bronze))
-        for path, is_bronze in ((paths.events, 1), (paths.quarantine, 0))
-        if DeltaTable.isDeltaTable(spark, str(path))  # before the first ingest there is nothing to count
+        df.filter(F.col("kafka_topic") == topic).select(*cols).withColumn("bronze", F.lit(is_bronze))
+        for df, is_bronze in tables
+        if df is not None  # before the first ingest there is nothing to count
     ]
     if not frames:
         return {}

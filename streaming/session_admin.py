@@ -198,12 +198,13 @@ def delete_user_data(spark, cfg: config.Config, user_id: int, retain_hours: int)
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
+    from lakehouse.spark import read_delta
     from streaming.scorer import predictions_path
 
     user_id = int(user_id)
     removed = {"mongo_sessions": _collection(cfg).delete_many({"user_id": user_id}).deleted_count}
     for name, path in (("delta_predictions", predictions_path(cfg)), ("bronze_events", cfg.table_path("bronze", "events"))):
-        if not (path / "_delta_log").exists():
+        if read_delta(spark, path) is None:
             removed[name] = 0
             continue
         table = DeltaTable.forPath(spark, str(path))

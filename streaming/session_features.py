@@ -323,7 +323,9 @@ def build_history(spark, bronze_path: Path, before: date | None = None) -> Prior
     Reads bronze rather than the dbt intermediate relations because those are views
     in the Derby catalog, which the long-running scorer must not hold.
     """
-    if not (Path(bronze_path) / "_delta_log").exists():
+    from lakehouse.spark import read_delta
+
+    if read_delta(spark, bronze_path) is None:
         return PriorHistory()
     where = f"where event_date < date'{before.isoformat()}'" if before else ""
     cat_cols = ", ".join(f"count_if(category_top = '{c}') as events_{c}" for c in CATEGORIES)

@@ -38,6 +38,26 @@ def test_delta_write_merge_time_travel_and_schema_enforcement(spark, tmp_path):
         wrong.write.format("delta").mode("append").save(path)
 
 
+def test_a_table_seen_before_its_first_commit_is_read_once_another_process_commits(spark, tmp_path):
+    """A reconcile that looked too early once counted 0 bronze rows for the rest of the run.
+
+    Delta creates ``_delta_log`` before the first commit lands, and
+    ``DeltaTable.isDeltaTable`` answers from the session's cached snapshot, so the
+    check must be a read, which refreshes it.
+    """
+    import shutil
+
+    from lakehouse.spark import read_delta
+
+    written, seen = tmp_path / "written", tmp_path / "seen"
+    (seen / "_delta_log").mkdir(parents=True)
+    assert read_delta(spark, seen) is None
+    assert read_delta(spark, tmp_path / "missing") is None
+    spark.range(5).write.format("delta").save(str(written))
+    shutil.copytree(written, seen, dirs_exist_ok=True)  # the commit of another process lands on disk
+    assert read_delta(spark, seen).count() == 5
+
+
 # -- Kafka through Spark ------------------------------------------------------------------
 def _produce(bootstrap: str, topic: str, payloads: list[bytes], partitions: int = 2) -> None:
     from kafka import KafkaProducer
