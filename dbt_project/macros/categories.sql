@@ -13,18 +13,19 @@
 {% endmacro %}
 
 {#-
-    CTEs `session_events` (every event of the sessions to compute, incremental-aware)
+    CTEs `session_events` (every event of the sessions to compute; incremental runs
+    take the sessions with an event dated in `window`, from `arrival_window()`)
     and `ordered` (those events with event_seq = position in the session, ties broken
     by funnel order, product and event id). Shared by both ML feature marts so that
     their prediction points are the same rows.
 -#}
-{% macro ordered_session_events() %}
+{% macro ordered_session_events(window) %}
 
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() %}
-    where event_date >= {{ events_read_start('event_date') }}
+    where event_date >= {{ window.read_start }}
     {% endif %}
 
 ),
@@ -33,7 +34,7 @@ events as (
 touched_sessions as (
 
     select distinct session_id from events
-    where event_date >= {{ window_start('event_date') }}
+    where event_date >= {{ window.start }}
 
 ),
 

@@ -19,7 +19,7 @@
     `cart` if a cart or purchase event there, `purchase` if a purchase event there.
     Dated by the session's start (from fct_sessions), like the daily funnel.
 -#}
-{% macro dimension_funnel(dimension_expr, dimension_name) %}
+{% macro dimension_funnel(dimension_expr, dimension_name, window) %}
 
 with
 
@@ -27,7 +27,7 @@ events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() %}
-    where event_date >= {{ events_read_start('session_date') }}
+    where event_date >= {{ window.read_start }}
     {% endif %}
 
 ),
@@ -36,7 +36,7 @@ sessions as (
 
     select * from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-    where session_date >= {{ events_read_start('session_date') }}
+    where session_date >= {{ window.read_start }}
     {% endif %}
 
 ),

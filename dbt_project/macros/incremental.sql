@@ -1,57 +1,135 @@
 {#-
-    The incremental window shared by every incremental model.
+    Incremental runs recompute what ARRIVED since the model's last run, whatever its date.
 
-    A run after the first recomputes everything whose inputs can have changed:
-    all rows dated on or after (latest date already in the target - `lookback_days`).
-    Late events dated inside that window are picked up; older late events need a
-    `--full-refresh` (documented in the README). Sessions are re-aggregated from
-    ALL their events, read from `max_session_days` further back, so a session that
-    spans midnight is never cut in two.
+    Each incremental model records in a table property of its own Delta table
+    (`arrivals_property()`) the newest `ingested_at` among the events it has
+    consumed. The next run looks up the events ingested after that instant in its
+    upstream (bronze for int_events_sessionized, int_events_sessionized for the marts)
+    and recomputes from the earliest date among them:
 
-    Both bounds are looked up with `run_query` when the model runs and written into
-    the SQL as a date LITERAL. A scalar subquery (`select max(...) from this`) gives
-    the same rows but Spark cannot use it to prune Delta partitions or skip files,
-    nor push it below the staging view's de-duplication window: every incremental
-    model would scan and de-duplicate all of bronze again.
+    * `window.start`: first date whose rows can change = the earliest event date that
+      arrived. date'9999-12-31' when nothing arrived (the run changes nothing).
+    * `window.read_start`: `max_session_days` earlier, so that a session reaching into
+      the window is re-aggregated from all of its events, and a null-session event
+      still sees the user's previous one.
+    * `window.arrived_after`: the watermark, for models that recompute only what the
+      sessions that received events touch (fct_sessions, dim_users, fct_product_funnel;
+      see `arrived_sessions`).
 
-    The merges take no `incremental_predicates`: dbt reads a model's config when it
-    parses the project, before any date can be looked up, and Delta's MERGE condition
-    takes no subquery. The big marts are partitioned by date instead, so a merge
-    rewrites only the files of the days whose rows changed.
+    A late event is picked up however old its date is (no lookback to tune), and a run
+    after a small load reads only the days that load touched.
+
+    Bounds are looked up with `run_query` while the model compiles, and written into
+    the SQL as literals: a scalar subquery gives the same rows, but Spark cannot use it
+    to prune Delta partitions, skip files, or push it below the staging view's
+    de-duplication window.
+
+    The watermark is recorded by a post-hook (`record_arrivals`), from the relation the
+    model consumed, so an event that lands during the run is not marked as seen.
+    Ordering assumption: bronze commits land in `ingested_at` order. The streaming ingest
+    stamps each micro-batch after the previous one committed, so one writer keeps it.
+    With two writers at once (a large backfill next to the stream), a commit can land
+    after a later-stamped one: set var `arrival_margin_minutes` to the longest such lag,
+    or run `dbt run --full-refresh` after the backfill.
 -#}
 
-{% macro window_start(date_column) -%}
-    {{ incremental_start_date(date_column, var('lookback_days')) }}
+{#- Name of the table property that holds a model's watermark. -#}
+{% macro arrivals_property() -%}
+    {{ return('clickstream.arrivals_through') }}
 {%- endmacro %}
 
-{% macro events_read_start(date_column) -%}
-    {{ incremental_start_date(date_column, var('lookback_days') + var('max_session_days')) }}
-{%- endmacro %}
-
-{#- date'yyyy-MM-dd' = (latest `date_column` in this model's table - `days_back`). -#}
-{% macro incremental_start_date(date_column, days_back) -%}
-    {%- set start = none -%}
+{#-
+    The window of this model's run (see above); call once per model and pass it on.
+    `arrivals`: where new events show up; int_events_sessionized unless given.
+-#}
+{% macro arrival_window(arrivals=none) -%}
+    {%- set window = {
+        'start': "date'0001-01-01'",
+        'read_start': "date'0001-01-01'",
+        'arrived_after': "timestamp'0001-01-01 00:00:00'",
+    } -%}
+    {#- outside the `execute` branch: dbt records the dependency while it parses -#}
+    {%- set arrivals = arrivals or ref('int_events_sessionized') -%}
     {%- if execute and is_incremental() -%}
+        {%- set through = arrivals_through(this) -%}
+        {%- set since = "timestamp'" ~ through ~ "' - interval " ~ var('arrival_margin_minutes') ~ " minutes"
+            if through else "timestamp'0001-01-01 00:00:00'" -%}
         {%- set query -%}
-            select cast(date_sub(max({{ date_column }}), {{ days_back }}) as string) from {{ this }}
+            select
+                cast(min(event_date) as string),
+                cast(date_sub(min(event_date), {{ var('max_session_days') }}) as string)
+            from {{ arrivals }}
+            where ingested_at > {{ since }}
         {%- endset -%}
-        {%- set start = run_query(query).columns[0].values()[0] -%}
+        {%- set row = run_query(query).rows[0] -%}
+        {%- do window.update({
+            'start': "date'" ~ (row[0] or '9999-12-31') ~ "'",
+            'read_start': "date'" ~ (row[1] or '9999-12-31') ~ "'",
+            'arrived_after': since,
+        }) -%}
     {%- endif -%}
-    {#- Parse time (never run), or an empty table: from the beginning, like a full refresh. -#}
-    date'{{ start or "0001-01-01" }}'
+    {{ return(window) }}
+{%- endmacro %}
+
+{#- The recorded watermark of `relation` (a string), or none before its first recording. -#}
+{% macro arrivals_through(relation) -%}
+    {%- for row in run_query('show tblproperties ' ~ relation).rows -%}
+        {%- if row[0] == arrivals_property() -%}
+            {{ return(row[1]) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#-
+    Post-hook: record the newest `ingested_at` of `consumed`, the relation whose events
+    this run has read to the end: int_events_sessionized unless given. That model itself
+    passes `this`: bronze may have grown while it ran, but what it holds it has seen.
+    int_events_sessionized does not change while the models after it run.
+-#}
+{% macro record_arrivals(consumed=none) -%}
+    {%- set consumed = consumed or ref('int_events_sessionized') -%}
+    {%- if execute -%}
+        {%- set newest = run_query('select cast(max(ingested_at) as string) from ' ~ consumed).rows[0][0] -%}
+        {%- if newest and newest != arrivals_through(this) -%}
+            alter table {{ this }} set tblproperties ('{{ arrivals_property() }}' = '{{ newest }}')
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The sessions that received events since the model's last run. A late event that
+    joins two inactivity sessions is in the joined one, which therefore holds every
+    event whose session changed.
+-#}
+{% macro arrived_sessions(window) -%}
+    select distinct session_id from {{ ref('int_events_sessionized') }}
+    where event_date >= {{ window.start }} and ingested_at > {{ window.arrived_after }}
+{%- endmacro %}
+
+{#-
+    The distinct `key` values (user_id, product_id, ...) of all events in the sessions
+    that received events: what a model keyed by `key` must recompute. Not only the
+    arrived events' own keys: a late event can join two sessions, or become a session's
+    first event and so change the session's user.
+-#}
+{% macro arrived_session_keys(key, window) -%}
+    select distinct {{ key }} from {{ ref('int_events_sessionized') }}
+    where event_date >= {{ window.read_start }} and session_id in ({{ arrived_sessions(window) }})
 {%- endmacro %}
 
 {#-
     Pre-hook of the marts keyed by session: delete the rows of sessions that no longer
     exist. A late null-session event can fill the gap between two inactivity sessions,
     which then become one, named after the earlier; a merge only inserts and updates,
-    so the later session's rows would stay. Such a session had only events after the
-    late one, so its rows are dated inside the window; and every row dated there has
-    an event on that date, carrying its current session id, in int_events_sessionized.
+    so the later session's rows would stay. Such a session had only events on or after
+    the late one's date, so its rows are dated inside the window; and every row dated
+    there has an event on that date, carrying its current session id, in
+    int_events_sessionized.
 -#}
 {% macro delete_vanished_sessions(date_column) -%}
     {%- if is_incremental() -%}
-        {%- set start = window_start(date_column) -%}
+        {%- set start = arrival_window().start -%}
         merge into {{ this }} as target
         using (
             select session_id from {{ this }} where {{ date_column }} >= {{ start }}

@@ -1,17 +1,19 @@
-"""An incremental dbt run over two loads gives exactly the marts of a full refresh over both.
+"""Incremental dbt runs over three loads give exactly the marts of a full refresh over all.
 
 Load 1 is ten days of synthetic events minus the last three days and minus some events
-held back from the days before (late arrivals). Load 2 brings the last days plus those
-late events, all within the lookback. After `dbt run` (incremental merge) every
-incremental mart must equal, row for row, what `dbt run --full-refresh` builds.
+held back (late arrivals). Load 2 is only a few events of the FIRST day, arriving a
+week late: no lookback would reach them; the arrival watermark does. Load 3 brings the
+last days plus the other late events. After each `dbt run` (incremental), and after a
+fourth run with nothing new, every incremental mart must equal, row for row, what
+`dbt run --full-refresh` builds over all three loads.
 
-Hand-made sessions sit on the edges of the window (lookback 2 days after load 1 ends on
-2019-11-07: the window starts 2019-11-05, events are read from 2019-11-04), so a window
-one day too short, or a read that does not reach `max_session_days` back, gives a
-different mart: a shop session and a null-session chain crossing midnight into the
-window's first day, whose in-window half arrives late. And a late null-session event
-that bridges two inactivity sessions: the later one no longer exists after load 2, so
-its rows must go from every mart (a merge alone only inserts and updates).
+Load 3's earliest event is on 2019-11-05, so its window starts there and events are
+read from 2019-11-04. Hand-made sessions sit on those edges, so a window one day too
+short, or a read that does not reach `max_session_days` back, gives a different mart:
+a shop session and a null-session chain crossing midnight into the window's first
+day, whose in-window half arrives late. And a late null-session event that bridges two
+inactivity sessions: the later one no longer exists after load 3, so its rows must go
+from every mart (a merge alone only inserts and updates).
 """
 
 from __future__ import annotations
@@ -25,20 +27,24 @@ from tests.integration.dbt_support import dbt, ensure_quarantine, synthetic_even
 
 pytestmark = pytest.mark.integration
 
-INCREMENTAL_MARTS = {
+INCREMENTAL_MODELS = {
+    "int_events_sessionized": ["event_id"],
+    "int_users_days_accumulated": ["user_id", "event_date"],
+    "int_products_days_accumulated": ["product_id", "event_date"],
+    "int_categories_days_accumulated": ["category_top", "event_date"],
     "fct_sessions": ["session_id"],
     "fct_funnel_daily": ["session_date"],
     "fct_funnel_category_daily": ["session_date", "category_top"],
     "fct_funnel_brand_daily": ["session_date", "brand"],
     "dim_users": ["user_id"],
+    "fct_product_funnel": ["product_id"],
     "fct_purchase_intent_features": ["session_id", "prediction_point"],
     "fct_category_features": ["session_id", "prediction_point"],
 }
-VARS = ["--vars", "{lookback_days: 2}"]
 
 
 def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(load 1 rows, late load 2 rows): sessions crossing midnight into the window's first day,
+    """(load 1 rows, late load 3 rows): sessions crossing midnight into the window's first day,
     and two inactivity sessions that a late event joins into one."""
 
     def event(time: str, event_type: str, user: int, session: str | None) -> dict:
@@ -77,36 +83,43 @@ def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _snapshot(spark) -> dict[str, pd.DataFrame]:
     out = {}
-    for name, key in INCREMENTAL_MARTS.items():
+    for name, key in INCREMENTAL_MODELS.items():
         df = spark.table(f"analytics.{name}").toPandas()
         out[name] = df.sort_values(key).reset_index(drop=True).astype(str)
     return out
 
 
-def test_incremental_run_equals_full_refresh(spark, cfg):
+def test_incremental_runs_equal_full_refresh(spark, cfg):
     events = synthetic_events(n_users=80, days=10, seed=11)
     cutoff = pd.Timestamp("2019-11-08")
     late = (events.event_time >= pd.Timestamp("2019-11-07")) & (events.event_time < cutoff) & (events.index % 5 == 0)
+    week_late = (events.event_time < pd.Timestamp("2019-11-02")) & (events.index % 7 == 3)
     edges_first, edges_late = _edge_events()
-    load1 = pd.concat([events[(events.event_time < cutoff) & ~late], edges_first], ignore_index=True)
-    load2 = pd.concat([events[(events.event_time >= cutoff) | late], edges_late], ignore_index=True)
-    assert late.sum() > 0 and len(load2) > late.sum()
+    load1 = pd.concat([events[(events.event_time < cutoff) & ~late & ~week_late], edges_first], ignore_index=True)
+    load2 = events[week_late]
+    load3 = pd.concat([events[(events.event_time >= cutoff) | late], edges_late], ignore_index=True)
+    assert late.sum() > 0 and week_late.sum() > 0 and len(load3) > late.sum()
 
     write_bronze(spark, load1, mode="overwrite", cfg=cfg, ingested_at=datetime(2019, 11, 8))
     ensure_quarantine(spark, cfg)
     dbt("seed")
-    dbt("run", "--full-refresh", *VARS)
+    dbt("run", "--full-refresh")
     first = spark.table("analytics.fct_sessions").count()
 
-    write_bronze(spark, load2, mode="append", cfg=cfg, ingested_at=datetime(2019, 11, 11))
-    dbt("run", *VARS)
+    write_bronze(spark, load2, mode="append", cfg=cfg, ingested_at=datetime(2019, 11, 9))
+    dbt("run")
+    write_bronze(spark, load3, mode="append", cfg=cfg, ingested_at=datetime(2019, 11, 11))
+    dbt("run")
     incremental = _snapshot(spark)
-    assert len(incremental["fct_sessions"]) > first  # the second load did add sessions
+    assert len(incremental["fct_sessions"]) > first  # the third load did add sessions
+    dbt("run")  # nothing arrived: nothing may change
+    unchanged = _snapshot(spark)
 
-    dbt("run", "--full-refresh", *VARS)
+    dbt("run", "--full-refresh")
     full = _snapshot(spark)
-    for name in INCREMENTAL_MARTS:
+    for name in INCREMENTAL_MODELS:
         pd.testing.assert_frame_equal(incremental[name], full[name], obj=name)
+        pd.testing.assert_frame_equal(unchanged[name], full[name], obj=name)
 
     # the edge sessions were really joined across midnight (not only equal in both runs)
     sessions = full["fct_sessions"].set_index("session_id")
@@ -116,4 +129,4 @@ def test_incremental_run_equals_full_refresh(spark, cfg):
     assert "timeout-900000003-20191106104500" not in sessions.index
 
     # and the marts still reconcile with staging after the merge
-    dbt("test", "--select", "test_type:singular", *VARS)
+    dbt("test", "--select", "test_type:singular")

@@ -73,14 +73,23 @@ def test_ml_feature_marts_follow_the_ml_contract():
     assert targets == [f"y_{c}" for c in categories]
 
 
-def test_incremental_marts_merge_with_a_lookback():
+def test_incremental_models_merge_and_record_what_they_consumed():
+    """A model without the post-hook would recompute everything on every run; a mart without a key could not merge."""
     project = yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())
-    assert project["vars"]["lookback_days"] >= 1
+    assert project["vars"]["arrival_margin_minutes"] >= 0
     assert project["vars"]["session_timeout_minutes"] == 30
+    models = project["models"]["clickstream_lakehouse"]
+    marts, accumulated = models["marts"], models["intermediate"]["days_accumulated"]
+    assert marts["+materialized"] == accumulated["+materialized"] == "incremental"
+    assert marts["+incremental_strategy"] == "merge" and accumulated["+incremental_strategy"] == "insert_overwrite"
+    assert "record_arrivals()" in marts["+post-hook"] and "{{ record_arrivals() }}" in accumulated["+post-hook"]
     for path in (DBT / "models" / "marts").glob("*.sql"):
         text = path.read_text()
-        if "materialized='incremental'" in text:
-            assert "incremental_strategy='merge'" in text and "unique_key=" in text, path.name
+        assert "unique_key=" in text and "arrival_window()" in text, path.name
+    for path in (DBT / "models" / "intermediate" / "days_accumulated").glob("*.sql"):
+        assert "arrival_window()" in path.read_text(), path.name
+    sessionized = (DBT / "models" / "intermediate" / "int_events_sessionized.sql").read_text()
+    assert "record_arrivals(this)" in sessionized and "arrival_window(source('bronze', 'events'))" in sessionized
 
 
 def test_exposures_declare_ml_training_and_figures():

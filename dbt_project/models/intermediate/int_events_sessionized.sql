@@ -8,7 +8,8 @@
 --
 -- A table, not a view: every mart and feature reads it, and sessionizing (plus the
 -- staging de-duplication under it) is the most expensive step of the project, so it
--- runs once per `dbt run`. Incremental: the days from the window start are rebuilt
+-- runs once per `dbt run`. Incremental (see macros/incremental.sql): the days from the
+-- earliest date among the events that arrived in bronze since the last run are rebuilt
 -- whole (partition overwrite), the days before stay as they are. Events are read
 -- `max_session_days` further back so that a null-session event early in the window
 -- still sees the user's previous event.
@@ -24,9 +25,14 @@
         incremental_strategy='insert_overwrite',
         partition_by=['event_date'],
         on_schema_change='fail',
-        post_hook='set spark.sql.sources.partitionOverwriteMode = STATIC',
+        post_hook=[
+            'set spark.sql.sources.partitionOverwriteMode = STATIC',
+            "{{ record_arrivals(this) }}",
+        ],
     )
 }}
+
+{%- set window = arrival_window(source('bronze', 'events')) %}
 
 with
 
@@ -35,7 +41,7 @@ events as (
     select * from {{ ref('stg_bronze__events') }}
     {% if is_incremental() %}
     -- a literal on bronze's partition column: pruned, and pushed below staging's window
-    where event_date >= {{ events_read_start('event_date') }}
+    where event_date >= {{ window.read_start }}
     {% endif %}
 
 ),
@@ -125,5 +131,5 @@ final as (
 select * from final
 {% if is_incremental() %}
 -- only whole days inside the window are overwritten
-where event_date >= {{ window_start('event_date') }}
+where event_date >= {{ window.start }}
 {% endif %}

@@ -1,16 +1,15 @@
 -- One row per user: session and purchase history, spend, first/last seen and the
 -- three top-level categories the user interacted with most (by events; ties broken
--- by category name). Incremental: users with a session in the window are rebuilt
--- from all their sessions and events.
+-- by category name). Incremental: the users with an event in a session that received
+-- events since the last run are rebuilt from all their sessions and events.
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='merge',
         unique_key='user_id',
-        on_schema_change='fail',
     )
 }}
+
+{%- set window = arrival_window() %}
 
 with
 
@@ -29,8 +28,7 @@ events as (
 {% if is_incremental() %}
 touched_users as (
 
-    select distinct user_id from sessions
-    where last_event_date >= {{ window_start('cast(last_seen as date)') }}
+    {{ arrived_session_keys('user_id', window) }}
 
 ),
 

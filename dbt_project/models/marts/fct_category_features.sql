@@ -10,20 +10,19 @@
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='merge',
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
-        on_schema_change='fail',
         pre_hook="{{ delete_vanished_sessions('event_date') }}",
     )
 }}
+
+{%- set window = arrival_window() %}
 
 {% set categories = top_level_categories() %}
 
 with
 
-{{ ordered_session_events() }},
+{{ ordered_session_events(window) }},
 
 sessions as (
 

@@ -3,11 +3,8 @@
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='merge',
         unique_key=['session_date', 'brand'],
-        on_schema_change='fail',
     )
 }}
 
-{{ dimension_funnel("coalesce(events.brand, 'unknown')", 'brand') }}
+{{ dimension_funnel("coalesce(events.brand, 'unknown')", 'brand', arrival_window()) }}

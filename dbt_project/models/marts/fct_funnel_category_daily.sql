@@ -3,11 +3,8 @@
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='merge',
         unique_key=['session_date', 'category_top'],
-        on_schema_change='fail',
     )
 }}
 
-{{ dimension_funnel('events.category_top', 'category_top') }}
+{{ dimension_funnel('events.category_top', 'category_top', arrival_window()) }}

@@ -4,12 +4,11 @@
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='merge',
         unique_key='session_date',
-        on_schema_change='fail',
     )
 }}
+
+{%- set window = arrival_window() %}
 
 with
 
@@ -18,7 +17,7 @@ sessions as (
     select * from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
     -- whole days, reaching back far enough for sessions re-aggregated in fct_sessions
-    where session_date >= {{ events_read_start('session_date') }}
+    where session_date >= {{ window.read_start }}
     {% endif %}
 
 ),

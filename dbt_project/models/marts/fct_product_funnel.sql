@@ -1,15 +1,40 @@
 -- Product-level funnel over all loaded events: event counts, and sessions that reached
 -- each step for the product (cumulative, as in fct_sessions), with the two step rates
 -- and the number of sessions that carted the product but did not buy it.
--- A table rebuilt each run: one row per product is small next to the events.
+-- Incremental: the products of every session that received events since the last run
+-- are recomputed from all their events (a late event can move a product's events from
+-- one inactivity session to another, so not only the arrived events' products change).
+
+{{
+    config(
+        unique_key='product_id',
+    )
+}}
+
+{%- set window = arrival_window() %}
 
 with
 
+{% if is_incremental() %}
+touched_products as (
+
+    {{ arrived_session_keys('product_id', window) }}
+
+),
+
+events as (
+
+    select all_events.* from {{ ref('int_events_sessionized') }} as all_events
+    left semi join touched_products on all_events.product_id = touched_products.product_id
+
+),
+{% else %}
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
 
 ),
+{% endif %}
 
 session_product as (
 

@@ -10,14 +10,13 @@
 
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='merge',
         unique_key='session_id',
         partition_by=['session_date'],
-        on_schema_change='fail',
         pre_hook="{{ delete_vanished_sessions('session_date') }}",
     )
 }}
+
+{%- set window = arrival_window() %}
 
 with
 
@@ -25,7 +24,7 @@ events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() %}
-    where event_date >= {{ events_read_start('last_event_date') }}
+    where event_date >= {{ window.read_start }}
     {% endif %}
 
 ),
@@ -33,9 +32,8 @@ events as (
 {% if is_incremental() %}
 touched_sessions as (
 
-    -- sessions with any event in the window are re-aggregated from all their events
-    select distinct session_id from events
-    where event_date >= {{ window_start('last_event_date') }}
+    -- re-aggregated from all their events
+    {{ arrived_sessions(window) }}
 
 ),
 

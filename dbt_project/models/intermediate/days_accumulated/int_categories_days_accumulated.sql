@@ -1,15 +1,22 @@
 -- Top-level category popularity known at the start of each day: views and purchases
--- in the category on all EARLIER days, for every (category, day) with events.
+-- in the category on all EARLIER days, and the day's own numbers, for every
+-- (category, day) with events.
 
 -- A table, not a view: as a view the whole history would be recomputed inside
 -- each pass of fct_purchase_intent_features' MERGE over its source.
-{{ config(materialized='table') }}
+-- Incremental: the days from the window start are rebuilt (partition overwrite) from
+-- their events and the categories' last rows before the window (macros/accumulate.sql).
+
+{%- set window = arrival_window() %}
 
 with
 
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.start }}
+    {% endif %}
 
 ),
 
@@ -25,16 +32,11 @@ daily as (
 
 ),
 
-accumulated as (
-
-    select
-        category_top,
-        event_date,
-        coalesce(sum(views) over prior_days, 0) as prior_views,
-        coalesce(sum(purchases) over prior_days, 0) as prior_purchases
-    from daily
-    window prior_days as (partition by category_top order by event_date rows between unbounded preceding and 1 preceding)
-
-)
+{{ days_accumulated(
+    'category_top',
+    [('views', 'prior_views', 'bigint'), ('purchases', 'prior_purchases', 'bigint')],
+    [],
+    window,
+) }}
 
 select * from accumulated
