@@ -54,6 +54,12 @@
         {%- set through = arrivals_through(this) -%}
         {%- set since = "timestamp'" ~ through ~ "' - interval " ~ var('arrival_margin_minutes') ~ " minutes"
             if through else "timestamp'0001-01-01 00:00:00'" -%}
+        {%- do window.update({'arrived_after': since}) -%}
+        {%- if through and through == arrivals_through(arrivals) -%}
+            {#- the upstream model has consumed nothing newer than this one: no query -#}
+            {%- do window.update({'start': "date'9999-12-31'", 'read_start': "date'9999-12-31'"}) -%}
+            {{ return(window) }}
+        {%- endif -%}
         {%- set query -%}
             select
                 cast(min(event_date) as string),
@@ -65,7 +71,6 @@
         {%- do window.update({
             'start': "date'" ~ (row[0] or '9999-12-31') ~ "'",
             'read_start': "date'" ~ (row[1] or '9999-12-31') ~ "'",
-            'arrived_after': since,
         }) -%}
     {%- endif -%}
     {{ return(window) }}
@@ -83,14 +88,18 @@
 
 {#-
     Post-hook: record the newest `ingested_at` of `consumed`, the relation whose events
-    this run has read to the end: int_events_sessionized unless given. That model itself
-    passes `this`: bronze may have grown while it ran, but what it holds it has seen.
-    int_events_sessionized does not change while the models after it run.
+    this run has read to the end: int_events_sessionized unless given, whose own recorded
+    watermark is that (it does not change while the models after it run). That model
+    itself passes `this`: bronze may have grown while it ran, but what it holds it has seen.
 -#}
 {% macro record_arrivals(consumed=none) -%}
+    {%- set upstream = consumed is none -%}
     {%- set consumed = consumed or ref('int_events_sessionized') -%}
     {%- if execute -%}
-        {%- set newest = run_query('select cast(max(ingested_at) as string) from ' ~ consumed).rows[0][0] -%}
+        {%- set newest = arrivals_through(consumed) if upstream else none -%}
+        {%- if not newest -%}
+            {%- set newest = run_query('select cast(max(ingested_at) as string) from ' ~ consumed).rows[0][0] -%}
+        {%- endif -%}
         {%- if newest and newest != arrivals_through(this) -%}
             alter table {{ this }} set tblproperties ('{{ arrivals_property() }}' = '{{ newest }}')
         {%- endif -%}

@@ -5,7 +5,13 @@ with
 
 source as (
 
-    select * from {{ source('bronze', 'events') }}
+    select
+        *,
+        -- the price as text for the window below: Spark wraps a double partition key in a
+        -- NaN/-0.0 normalisation, and a window partitioned by an expression takes no
+        -- filter pushed through it (every incremental run would de-duplicate all of bronze)
+        cast(price as string) as price_key
+    from {{ source('bronze', 'events') }}
 
 ),
 
@@ -19,7 +25,7 @@ ranked as (
         row_number() over (
             partition by
                 event_date, event_time, event_type, product_id, category_id, category_code,
-                brand, price, user_id, user_session
+                brand, price_key, user_id, user_session
             order by ingested_at, source_line, kafka_partition, kafka_offset
         ) as duplicate_rank
     from source
