@@ -137,8 +137,8 @@
     int_events_sessionized.
 -#}
 {% macro delete_vanished_sessions(date_column) -%}
-    {%- if is_incremental() -%}
-        {%- set start = arrival_window().start -%}
+    {%- set start = arrival_window().start if is_incremental() else none -%}
+    {%- if start and start != "date'9999-12-31'" -%}  {#- nothing arrived: no session vanished -#}
         merge into {{ this }} as target
         using (
             select session_id from {{ this }} where {{ date_column }} >= {{ start }}
