@@ -264,17 +264,12 @@ def warm_up_writer(spark: SparkSession, cfg: config.Config, topic: str) -> None:
     """Write one prediction-shaped row to a scratch Delta table before the stream starts.
 
     The first Delta write of a JVM loads and compiles the whole write path (10+ s on two
-    cores); paying that here keeps it out of the first live batch's latency. Reading the
-    predictions table's history loads its snapshot, which its first append would otherwise
-    do inside the first batch (5-10 s measured at 2,000 events/s without it).
+    cores); paying that here keeps it out of the first live batch's latency.
     """
-    from delta.tables import DeltaTable
-
     now = datetime.now(UTC).replace(tzinfo=None)
     row = {c: None for c, _, _ in PREDICTION_COLUMNS} | {"session_id": "warm-up", "event_time": now, "event_date": now.date()}
     scratch = checkpoint_dir(cfg, topic) / "_warm_up"
     spark.createDataFrame(pd.DataFrame([row]), schema=predictions_schema()).write.format("delta").mode("overwrite").save(str(scratch))
-    DeltaTable.forPath(spark, str(predictions_path(cfg))).history(1).first()
 
 
 # ---------------------------------------------------------------- the streaming query
