@@ -67,7 +67,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCORER_STARTING_OFFSETS", "latest", "Where a new scorer query starts: `earliest` or `latest`."),
     Setting("SCORER_MODEL_REFRESH_SECONDS", "30", "How often the scorer checks the registry for a new `champion`.", int),
     Setting("SCORER_HISTORY_REFRESH_SECONDS", "600", "How often the scorer reloads user/product/category history from bronze.", int),
-    Setting("SCORER_STATE_TIMEOUT_MINUTES", "30", "A session idle this long (processing time) leaves the scorer's state.", int),
+    Setting(
+        "SCORER_STATE_TIMEOUT_MINUTES",
+        "30",
+        "A session idle this long (processing time) leaves the scorer's state; a restart reads this much Kafka back to rebuild it.",
+        int,
+    ),
     Setting("PREDICTION_HISTORY_CAP", "20", "Predictions kept in each MongoDB session document's history.", int),
     Setting("ERASURE_VACUUM_RETAIN_HOURS", "0", "VACUUM retention after a user deletion; 0 removes the erased rows' files now.", int),
 )

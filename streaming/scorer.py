@@ -1,10 +1,13 @@
 """Streaming scorer: Kafka events -> per-session state -> features -> champion models -> Delta + MongoDB.
 
-Spark Structured Streaming reads the topic, types events with the ingest's own
-validation (invalid ones are the ingest's business and are not scored), and keeps
-every open session's events in state (``applyInPandasWithState``, processing-time
-timeout ``SCORER_STATE_TIMEOUT_MINUTES``). After each micro-batch the driver computes,
-for every touched session, the dbt feature marts' ``f_*`` values at its latest event
+Spark Structured Streaming reads the topic and types events with the ingest's own
+validation (invalid ones are the ingest's business and are not scored); a plain
+``foreachBatch`` brings each micro-batch's events into the driver, which keeps every
+open session's events in memory (``streaming.scorer_state``: deduplicated by event id,
+a key idle ``SCORER_STATE_TIMEOUT_MINUTES`` of processing time is dropped). On start,
+before the stream, that state is rebuilt from Kafka up to the last committed batch
+(``restore_state``), so ``kill -9`` loses none of it. For every session the batch
+touched, the driver computes the dbt feature marts' ``f_*`` values at its latest event
 (``streaming.session_features``), scores them with the models holding the
 ``champion`` alias (re-checked every ``SCORER_MODEL_REFRESH_SECONDS``), and
 
@@ -27,7 +30,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,17 +38,16 @@ import pandas as pd
 import typer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 from pyspark.sql.types import StructType
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from ml.feature_contract import TASK_SPECS
 from ml.registry import CHAMPION
-from streaming.events import CSV_COLUMNS
 from streaming.producer import ensure_topic
 from streaming.scorer_process import READY_LINE
-from streaming.session_features import PriorHistory, build_history, normalise, point_features, split_sessions
+from streaming.scorer_state import SessionStateStore, initial_offsets, last_committed_batch, rebuild_ranges
+from streaming.session_features import PriorHistory, build_history, point_features
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import parse_json_payload, validate_fields
 
@@ -73,9 +74,6 @@ PREDICTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("batch_id", "bigint", "Micro-batch (or reprocess run) that wrote the row."),
 )
 PREDICTIONS_DDL = ", ".join(f"{n} {t}" for n, t, _ in PREDICTION_COLUMNS)
-
-_STATE_OUT = "state_key string, events_json string, touched_json string, last_kafka_ts timestamp"
-_STATE = "events_json string"
 
 
 def predictions_path(cfg: config.Config) -> Path:
@@ -243,18 +241,23 @@ def predictions_schema() -> StructType:
     return StructType.fromDDL(PREDICTIONS_DDL)
 
 
-def append_predictions(spark: SparkSession, rows: pd.DataFrame, path: Path, app_id: str, version: int) -> bool:
+def append_predictions(
+    spark: SparkSession, rows: pd.DataFrame, path: Path, app_id: str, version: int, *, may_be_replay: bool = True
+) -> bool:
     """Idempotent append of one batch's predictions; False when Delta already had this (app_id, version).
 
     The rows go to Spark as one pandas frame (through Arrow when the session enables it,
     as the scorer does) rather than as Python tuples, which Spark pickles into the task.
+    Finding out whether Delta skipped the write takes two table-history reads (a Spark
+    job each); a caller that knows the version is new passes ``may_be_replay=False``.
+    The write is idempotent either way: only the answer is skipped.
     """
     from delta.tables import DeltaTable
 
-    before = DeltaTable.forPath(spark, str(path)).history(1).first()["version"]
+    before = DeltaTable.forPath(spark, str(path)).history(1).first()["version"] if may_be_replay else None
     df = spark.createDataFrame(rows[[c for c, _, _ in PREDICTION_COLUMNS]], schema=predictions_schema())
     df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).save(str(path))
-    return DeltaTable.forPath(spark, str(path)).history(1).first()["version"] != before
+    return not may_be_replay or DeltaTable.forPath(spark, str(path)).history(1).first()["version"] != before
 
 
 def warm_up_writer(spark: SparkSession, cfg: config.Config, topic: str) -> None:
@@ -272,42 +275,6 @@ def warm_up_writer(spark: SparkSession, cfg: config.Config, topic: str) -> None:
 # ---------------------------------------------------------------- the streaming query
 
 
-def _session_state(timeout_ms: int):
-    """The applyInPandasWithState function: keep a key's events (deduplicated), emit them when touched."""
-
-    def update(key: tuple, pdfs: Iterator[pd.DataFrame], state) -> Iterator[pd.DataFrame]:
-        if state.hasTimedOut:
-            state.remove()
-            return
-        known: dict[str, dict] = {}
-        if state.exists:
-            for e in json.loads(state.get[0]):
-                known[e["event_id"]] = e
-        touched: list[str] = []
-        last_ts = None
-        for pdf in pdfs:
-            # column lists, not DataFrame.to_dict: this runs once per touched session per
-            # batch, and to_dict's per-row indexing was most of the operator's time
-            columns = [pdf[c].tolist() for c in CSV_COLUMNS]
-            for values in zip(*columns, strict=True):
-                e = normalise(dict(zip(CSV_COLUMNS, values, strict=True)))
-                e["event_time"] = e["event_time"].isoformat()
-                eid = e["event_id"]
-                if eid not in known:
-                    known[eid] = e
-                touched.append(eid)
-            newest = pdf["kafka_timestamp"].max()
-            last_ts = newest if last_ts is None or newest > last_ts else last_ts
-        blob = json.dumps(list(known.values()))
-        state.update((blob,))
-        state.setTimeoutDuration(timeout_ms)
-        yield pd.DataFrame(
-            {"state_key": [key[0]], "events_json": [blob], "touched_json": [json.dumps(touched)], "last_kafka_ts": [last_ts]}
-        )
-
-    return update
-
-
 def typed_events(raw: DataFrame) -> DataFrame:
     """Valid events with their Kafka timestamp and the state key (session, or user for null sessions)."""
     v = validate_fields(parse_json_payload(raw.select("value", F.col("timestamp").alias("kafka_timestamp"))))
@@ -317,18 +284,57 @@ def typed_events(raw: DataFrame) -> DataFrame:
     return v.select(key.alias("state_key"), *cols, "kafka_timestamp")
 
 
-def sessions_from_state(pdf: pd.DataFrame) -> tuple[dict[str, list[dict]], dict[str, pd.Timestamp | None]]:
-    """The touched dbt sessions (all their events) and the newest Kafka timestamp of each."""
-    out: dict[str, list[dict]] = {}
-    kts: dict[str, pd.Timestamp | None] = {}
-    for rec in pdf.to_dict("records"):
-        events = [normalise(e) for e in json.loads(rec["events_json"])]
-        touched = set(json.loads(rec["touched_json"]))
-        for sid, evs in split_sessions(events).items():
-            if any(e["event_id"] in touched for e in evs):
-                out[sid] = evs
-                kts[sid] = None if pd.isna(rec["last_kafka_ts"]) else pd.Timestamp(rec["last_kafka_ts"])
-    return out, kts
+def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: SessionStateStore) -> int:
+    """Refill ``store`` with what the last committed batch left in it, read back from Kafka; nothing is scored.
+
+    Returns the id of the next batch, the only one Spark may replay (it may have
+    started, and written to Delta, before the process died).
+
+    Reads, as one Spark batch job, the events produced from (the last committed batch's
+    time - the state timeout) up to that batch's end offsets, never before the query's
+    first offsets. Runs before the stream starts, so an uncommitted batch that Spark
+    replays next sees the state it saw the first time. A fresh checkpoint leaves it empty.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    cp = checkpoint_dir(cfg, topic)
+    last = last_committed_batch(cp)
+    if last is None or topic not in last.end_offsets:
+        log.info("state: fresh checkpoint, starting empty")
+        return 0
+    started = time.monotonic()
+    ends = last.end_offsets[topic]
+    since_ms = last.timestamp_ms - int(store.timeout_seconds * 1000)
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in ends]
+        found = consumer.offsets_for_times(dict.fromkeys(tps, max(since_ms, 0)))
+        first = consumer.beginning_offsets(tps)  # what retention kept
+    finally:
+        consumer.close()
+    since = {tp.partition: (None if found.get(tp) is None else max(found[tp].offset, first[tp])) for tp in tps}
+    ranges = rebuild_ranges(ends, since, initial_offsets(cp).get(topic, {}))
+    rows = 0
+    if ranges:
+        raw = (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+            .option("assign", json.dumps({topic: sorted(ranges)}))
+            .option("startingOffsets", json.dumps({topic: {str(p): s for p, (s, _) in ranges.items()}}))
+            .option("endingOffsets", json.dumps({topic: {str(p): e for p, (_, e) in ranges.items()}}))
+            .option("failOnDataLoss", "false")
+            .load()
+        )
+        rows = store.restore(typed_events(raw).toPandas(), until=last.timestamp_ms / 1000)
+    log.info(
+        "state: restored %d events of %d keys (%d Kafka events read back to batch %d) in %.1fs",
+        store.n_events,
+        len(store),
+        rows,
+        last.batch_id,
+        time.monotonic() - started,
+    )
+    return last.batch_id + 1
 
 
 @dataclass
@@ -341,18 +347,23 @@ class Scorer:
     models: ChampionModels
     history: HistoryCache
     mirror: SessionMirror
+    state: SessionStateStore
+    first_batch: int = 0  # the batch after the last committed one at start: the only one that can be a replay
 
     @property
     def app_id(self) -> str:
         return f"scorer:{self.topic}"
 
     def handle(self, batch: DataFrame, batch_id: int) -> None:
-        """Score the sessions a micro-batch touched; logs where the batch's time went."""
+        """Merge a micro-batch into the state and score the sessions it touched; logs where the batch's time went."""
         clock = _StageClock()
         pdf = batch.toPandas()
+        clock.lap("read")
+        now = time.time()  # processing time, the clock of the state timeout
+        self.state.evict(now)
+        sessions, kts = self.state.touched_sessions(self.state.merge(pdf, now))
         clock.lap("state")
         self.models.refresh()
-        sessions, kts = sessions_from_state(pdf)
         rows, docs = score_sessions(
             sessions,
             self.history.get(),
@@ -363,16 +374,22 @@ class Scorer:
             history_cap=int(self.cfg["PREDICTION_HISTORY_CAP"]),
         )
         clock.lap("score")
-        wrote = append_predictions(self.spark, rows, predictions_path(self.cfg), self.app_id, batch_id) if len(rows) else False
+        wrote = False
+        if len(rows):
+            path, replay = predictions_path(self.cfg), batch_id <= self.first_batch
+            wrote = append_predictions(self.spark, rows, path, self.app_id, batch_id, may_be_replay=replay)
         clock.lap("delta")
         self.mirror.publish(batch_id, docs)
         clock.lap("outbox")
         log.info(
-            "batch %d: %d sessions scored, delta %s, mongo outbox %d batch(es) pending, %s",
+            "batch %d: %d events, %d sessions scored, delta %s, mongo outbox %d batch(es) pending, state %d keys / %d events, %s",
             batch_id,
+            len(pdf),
             len(rows),
             "written" if wrote else "skipped (replay or empty)",
             len(self.mirror.pending()),
+            len(self.state),
+            self.state.n_events,
             clock,
         )
 
@@ -414,7 +431,9 @@ def start(
     models.refresh(force=True)
     mirror = mirror or SessionMirror.from_config(cfg, topic)
     history = HistoryCache(spark, cfg.table_path("bronze", "events"), float(cfg["SCORER_HISTORY_REFRESH_SECONDS"]))
-    scorer = Scorer(spark, cfg, topic, models, history, mirror)
+    state = SessionStateStore(int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60)
+    first_batch = restore_state(spark, cfg, topic, state)  # before the stream: a replayed batch must see the state it saw first
+    scorer = Scorer(spark, cfg, topic, models, history, mirror, state, first_batch)
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
@@ -424,16 +443,10 @@ def start(
         .option("failOnDataLoss", "false")
         .load()
     )
-    timeout_ms = int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60_000
-    stateful = (
-        typed_events(raw)
-        .groupBy("state_key")
-        .applyInPandasWithState(_session_state(timeout_ms), _STATE_OUT, _STATE, "update", GroupStateTimeout.ProcessingTimeTimeout)
-    )
     seconds = float(trigger_seconds if trigger_seconds is not None else cfg["SCORER_TRIGGER_SECONDS"])
     query = (
-        stateful.writeStream.outputMode("update")
-        .foreachBatch(scorer.handle)
+        typed_events(raw)
+        .writeStream.foreachBatch(scorer.handle)
         .option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
         .trigger(processingTime=f"{seconds} seconds")
         .queryName(f"scorer-{topic}")
@@ -456,11 +469,7 @@ def main(
     """Score live sessions from Kafka with the champion models into Delta `predictions` and MongoDB `sessions`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = config.load()
-    extra = {
-        **LONG_RUNNING_CONF,
-        "spark.sql.streaming.stateStore.stateSchemaCheck": "true",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-    }
+    extra = {**LONG_RUNNING_CONF, "spark.sql.execution.arrow.pyspark.enabled": "true"}
     spark = get_spark("scorer", catalog=False, cfg=cfg, extra=extra)
     query, scorer = start(
         spark, cfg, topic=topic, trigger_seconds=trigger_seconds, starting_offsets=starting_offsets, max_offsets=max_offsets
