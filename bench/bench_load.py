@@ -23,7 +23,6 @@ Usage: ``python -m bench.bench_load [--minutes 5] [--events 300000] [--rate 0]``
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from lakehouse import config, services
 from streaming import reconcile
 from streaming.generate import generate
 from streaming.producer import ensure_topic, produce_file
+from streaming.scorer_state import last_committed_batch
 
 console = Console()
 
@@ -103,11 +103,8 @@ def jvm_old_gen_mib(pid: int | None) -> float:
 
 def committed_offsets(checkpoint: Path) -> int:
     """Records the ingest has committed: the end offsets of its last committed micro-batch."""
-    commits = [int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")] if (checkpoint / "commits").exists() else []
-    if not commits:
-        return 0
-    lines = (checkpoint / "offsets" / str(max(commits))).read_text().splitlines()
-    return sum(int(v) for part in json.loads(lines[-1]).values() for v in part.values())
+    last = last_committed_batch(checkpoint)
+    return 0 if last is None else sum(o for parts in last.end_offsets.values() for o in parts.values())
 
 
 def demo_file(cfg: config.Config, events: int) -> Path:

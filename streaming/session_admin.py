@@ -204,13 +204,13 @@ def delete_user_data(spark, cfg: config.Config, user_id: int, retain_hours: int)
     user_id = int(user_id)
     removed = {"mongo_sessions": _collection(cfg).delete_many({"user_id": user_id}).deleted_count}
     for name, path in (("delta_predictions", predictions_path(cfg)), ("bronze_events", cfg.table_path("bronze", "events"))):
-        if read_delta(spark, path) is None:
+        rows = read_delta(spark, path)
+        if rows is None:
             removed[name] = 0
             continue
-        table = DeltaTable.forPath(spark, str(path))
-        removed[name] = table.toDF().filter(F.col("user_id") == F.lit(user_id)).count()
+        removed[name] = rows.filter(F.col("user_id") == F.lit(user_id)).count()
         if removed[name]:
-            table.delete(F.col("user_id") == F.lit(user_id))
+            DeltaTable.forPath(spark, str(path)).delete(F.col("user_id") == F.lit(user_id))
         # VACUUM: the deleted rows still live in older data files until these are removed.
         spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retain_hours)} HOURS")
     return removed
