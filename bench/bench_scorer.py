@@ -24,7 +24,7 @@ import typer
 
 from lakehouse import config, services
 from streaming import scorer_process
-from streaming.scorer import predictions_path
+from streaming.predictions import predictions_path
 from streaming.session_features import normalise, split_sessions
 
 

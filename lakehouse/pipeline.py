@@ -189,8 +189,8 @@ def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float
     import pandas as pd
 
     from streaming import scorer_process
+    from streaming.predictions import predictions_path
     from streaming.producer import produce_file
-    from streaming.scorer import predictions_path
     from streaming.session_features import normalise, split_sessions
 
     live_topic = f"{topic}-live-{time.strftime('%Y%m%d%H%M%S')}"

@@ -11,9 +11,9 @@ touched, the driver computes the dbt feature marts' ``f_*`` values at its latest
 (``streaming.session_features``), scores them with the models holding the
 ``champion`` alias (re-checked every ``SCORER_MODEL_REFRESH_SECONDS``), and
 
-* appends the predictions to the Delta ``predictions`` table as an idempotent write
-  keyed by the batch id (``txnAppId``/``txnVersion``, as ``streaming.bronze``): a batch
-  replayed after ``kill -9`` adds nothing;
+* appends the predictions to the Delta ``predictions`` table (``streaming.predictions``,
+  through delta-rs) as an idempotent write keyed by the batch id (Delta's ``txn``
+  action, as ``streaming.bronze``): a batch replayed after ``kill -9`` adds nothing;
 * mirrors one document per session to MongoDB through an outbox
   (``streaming.session_store``): upserts by session id, history entries keyed by the
   prediction point, so replays do not duplicate and a MongoDB outage only delays the
@@ -38,12 +38,12 @@ import pandas as pd
 import typer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from ml.feature_contract import TASK_SPECS
 from ml.registry import CHAMPION
+from streaming.predictions import COLUMN_NAMES, PredictionsWriter, ensure_predictions_table, predictions_path
 from streaming.producer import ensure_topic
 from streaming.scorer_process import READY_LINE
 from streaming.scorer_state import SessionStateStore, initial_offsets, last_committed_batch, rebuild_ranges
@@ -53,44 +53,9 @@ from streaming.validate import parse_json_payload, validate_fields
 
 log = logging.getLogger("streaming.scorer")
 
-PREDICTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("session_id", "string", "Session scored (dbt session id)."),
-    ("user_id", "bigint", "User of the session."),
-    ("prediction_point", "int", "Events of the session seen when scoring (the dbt mart's prediction_point)."),
-    ("event_time", "timestamp", "Event time of the session's last event at scoring."),
-    ("event_date", "date", "UTC date of event_time."),
-    ("processing_time", "timestamp", "When the scorer produced the prediction."),
-    ("kafka_timestamp", "timestamp", "Kafka timestamp (produce time) of the newest event of the session in the batch."),
-    ("latency_ms", "double", "processing_time - kafka_timestamp: end-to-end latency from produce to prediction."),
-    ("purchase_probability", "double", "P(the session buys after this point); null without a purchase champion."),
-    ("purchase_label", "int", "purchase_probability >= the model's threshold."),
-    ("top_1", "string", "Most likely next top-level category."),
-    ("top_2", "string", "Second most likely category."),
-    ("top_3", "string", "Third most likely category."),
-    ("category_probabilities", "map<string,double>", "P(category) for every top-level category."),
-    ("purchase_model_version", "string", "Registry version of the purchase-intent model used."),
-    ("category_model_version", "string", "Registry version of the category model used."),
-    ("source", "string", "stream, or reprocess for rows written by the reprocess command."),
-    ("batch_id", "bigint", "Micro-batch (or reprocess run) that wrote the row."),
-)
-PREDICTIONS_DDL = ", ".join(f"{n} {t}" for n, t, _ in PREDICTION_COLUMNS)
-
-
-def predictions_path(cfg: config.Config) -> Path:
-    return cfg.table_path("gold", "predictions")
-
 
 def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
     return cfg.checkpoints_dir / f"scorer-{topic}"
-
-
-def ensure_predictions_table(spark: SparkSession, path: Path) -> None:
-    from delta.tables import DeltaTable
-
-    builder = DeltaTable.createIfNotExists(spark).location(str(path)).comment("Live purchase-intent and category predictions.")
-    for name, sql_type, comment in PREDICTION_COLUMNS:
-        builder = builder.addColumn(name, sql_type, comment=comment)
-    builder.partitionedBy("event_date").execute()
 
 
 # ---------------------------------------------------------------- models
@@ -198,7 +163,7 @@ def score_sessions(
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Prediction rows and MongoDB documents for sessions scored at their latest event."""
     if not sessions:
-        return pd.DataFrame(columns=[c for c, _, _ in PREDICTION_COLUMNS]), []
+        return pd.DataFrame(columns=COLUMN_NAMES), []
     keys, feats = [], []
     for sid, evs in sessions.items():
         keys.append((sid, evs))
@@ -234,42 +199,6 @@ def score_sessions(
         rows.append(row)
         docs.append(session_document(sid, evs, row, history_cap))
     return pd.DataFrame(rows), docs
-
-
-def predictions_schema() -> StructType:
-    """The predictions table's columns as a Spark schema."""
-    return StructType.fromDDL(PREDICTIONS_DDL)
-
-
-def append_predictions(
-    spark: SparkSession, rows: pd.DataFrame, path: Path, app_id: str, version: int, *, may_be_replay: bool = True
-) -> bool:
-    """Idempotent append of one batch's predictions; False when Delta already had this (app_id, version).
-
-    The rows go to Spark as one pandas frame (through Arrow when the session enables it,
-    as the scorer does) rather than as Python tuples, which Spark pickles into the task.
-    Finding out whether Delta skipped the write takes two table-history reads (a Spark
-    job each); a caller that knows the version is new passes ``may_be_replay=False``.
-    The write is idempotent either way: only the answer is skipped.
-    """
-    from delta.tables import DeltaTable
-
-    before = DeltaTable.forPath(spark, str(path)).history(1).first()["version"] if may_be_replay else None
-    df = spark.createDataFrame(rows[[c for c, _, _ in PREDICTION_COLUMNS]], schema=predictions_schema())
-    df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).save(str(path))
-    return not may_be_replay or DeltaTable.forPath(spark, str(path)).history(1).first()["version"] != before
-
-
-def warm_up_writer(spark: SparkSession, cfg: config.Config, topic: str) -> None:
-    """Write one prediction-shaped row to a scratch Delta table before the stream starts.
-
-    The first Delta write of a JVM loads and compiles the whole write path (10+ s on two
-    cores); paying that here keeps it out of the first live batch's latency.
-    """
-    now = datetime.now(UTC).replace(tzinfo=None)
-    row = {c: None for c, _, _ in PREDICTION_COLUMNS} | {"session_id": "warm-up", "event_time": now, "event_date": now.date()}
-    scratch = checkpoint_dir(cfg, topic) / "_warm_up"
-    spark.createDataFrame(pd.DataFrame([row]), schema=predictions_schema()).write.format("delta").mode("overwrite").save(str(scratch))
 
 
 # ---------------------------------------------------------------- the streaming query
@@ -348,7 +277,7 @@ class Scorer:
     history: HistoryCache
     mirror: SessionMirror
     state: SessionStateStore
-    first_batch: int = 0  # the batch after the last committed one at start: the only one that can be a replay
+    predictions: PredictionsWriter
 
     @property
     def app_id(self) -> str:
@@ -376,8 +305,7 @@ class Scorer:
         clock.lap("score")
         wrote = False
         if len(rows):
-            path, replay = predictions_path(self.cfg), batch_id <= self.first_batch
-            wrote = append_predictions(self.spark, rows, path, self.app_id, batch_id, may_be_replay=replay)
+            wrote = self.predictions.append(rows, self.app_id, batch_id)
         clock.lap("delta")
         self.mirror.publish(batch_id, docs)
         clock.lap("outbox")
@@ -426,14 +354,13 @@ def start(
     topic = topic or str(cfg["KAFKA_TOPIC"])
     ensure_topic(topic, bootstrap=cfg.kafka_bootstrap)  # the stream may start before the first producer
     ensure_predictions_table(spark, predictions_path(cfg))
-    warm_up_writer(spark, cfg, topic)
     models = models or ChampionModels(cfg.mlflow_uri, float(cfg["SCORER_MODEL_REFRESH_SECONDS"]))
     models.refresh(force=True)
     mirror = mirror or SessionMirror.from_config(cfg, topic)
     history = HistoryCache(spark, cfg.table_path("bronze", "events"), float(cfg["SCORER_HISTORY_REFRESH_SECONDS"]))
     state = SessionStateStore(int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60)
-    first_batch = restore_state(spark, cfg, topic, state)  # before the stream: a replayed batch must see the state it saw first
-    scorer = Scorer(spark, cfg, topic, models, history, mirror, state, first_batch)
+    restore_state(spark, cfg, topic, state)  # before the stream: a replayed batch must see the state it saw first
+    scorer = Scorer(spark, cfg, topic, models, history, mirror, state, PredictionsWriter(predictions_path(cfg)))
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)

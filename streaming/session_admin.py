@@ -199,7 +199,7 @@ def delete_user_data(spark, cfg: config.Config, user_id: int, retain_hours: int)
     from pyspark.sql import functions as F
 
     from lakehouse.spark import read_delta
-    from streaming.scorer import predictions_path
+    from streaming.predictions import predictions_path
 
     user_id = int(user_id)
     removed = {"mongo_sessions": _collection(cfg).delete_many({"user_id": user_id}).deleted_count}
@@ -323,7 +323,8 @@ def rescore_sessions(spark, cfg: config.Config, sessions: dict[str, list[dict]],
     from pymongo import ReplaceOne
     from pyspark.sql import functions as F
 
-    from streaming.scorer import ChampionModels, append_predictions, ensure_predictions_table, predictions_path, score_sessions
+    from streaming.predictions import PredictionsWriter, ensure_predictions_table, predictions_path
+    from streaming.scorer import ChampionModels, score_sessions
     from streaming.session_features import build_history
 
     models = ChampionModels(cfg.mlflow_uri, 0, pinned={k: v for k, v in versions.items() if v})
@@ -343,7 +344,7 @@ def rescore_sessions(spark, cfg: config.Config, sessions: dict[str, list[dict]],
         DeltaTable.forPath(spark, str(path)).delete(F.col("session_id").isin(list(sessions)))
     if len(rows):
         # a fresh app id per run: the rows must land even though batch -1 was written before
-        append_predictions(spark, rows, path, f"reprocess:{datetime.now().isoformat()}", 0)
+        PredictionsWriter(path).append(rows, f"reprocess:{datetime.now().isoformat()}", 0)
     if docs:
         ops = [ReplaceOne({"_id": d["_id"]}, {k: v for k, v in d.items() if k != "history_cap"}, upsert=True) for d in docs]
         _collection(cfg).bulk_write(ops, ordered=False)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from lakehouse import config, services
-from streaming.scorer import predictions_path
+from streaming.predictions import predictions_path
 from streaming.session_features import normalise, split_sessions
 from streaming.session_store import COLLECTION, connect
 from tests.integration.dbt_support import synthetic_events

@@ -15,7 +15,8 @@ import time
 import pandas as pd
 import pytest
 
-from streaming.scorer import checkpoint_dir, predictions_path
+from streaming.predictions import predictions_path
+from streaming.scorer import checkpoint_dir
 from streaming.scorer_state import last_committed_batch
 from streaming.session_features import normalise, split_sessions
 from streaming.session_store import COLLECTION, connect

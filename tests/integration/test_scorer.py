@@ -15,6 +15,7 @@ import pytest
 
 from lakehouse import services
 from streaming import scorer as scorer_mod
+from streaming.predictions import predictions_path
 from streaming.session_features import features_for_events, normalise, split_sessions
 from streaming.session_store import COLLECTION, SessionMirror, connect
 from tests.integration.dbt_support import synthetic_events
@@ -44,7 +45,7 @@ def live(spark, cfg, kafka, mongo, mlflow_uri, tmp_path_factory):
     coll = connect(mongo)[str(cfg["MONGO_DB"])][COLLECTION]
     ns = type("Live", (), {})()
     ns.topic, ns.query, ns.scorer, ns.coll, ns.versions, ns.mirror = topic, query, sc, coll, versions, mirror
-    ns.path = str(scorer_mod.predictions_path(cfg))
+    ns.path = str(predictions_path(cfg))
     yield ns
     query.stop()
     mirror.stop_background_flush()

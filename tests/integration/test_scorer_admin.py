@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streaming import session_admin
-from streaming.scorer import predictions_path
+from streaming.predictions import predictions_path
 from streaming.session_store import COLLECTION, connect
 from tests.integration.dbt_support import synthetic_events, write_bronze
 from tests.integration.test_scorer_helpers import register_models
