@@ -130,9 +130,10 @@ def main(
         from tests.integration.test_scorer_helpers import register_models
 
         register_models(cfg.mlflow_uri, synthetic_events(n_users=60, days=2, seed=1))
-    results = [run_rate(cfg, int(r), seconds, trigger_seconds, seed) for r in rates.split(",")]
-    for r in results:
-        print(json.dumps(r))
+    results = []
+    for rate in rates.split(","):
+        results.append(run_rate(cfg, int(rate), seconds, trigger_seconds, seed))
+        print(json.dumps(results[-1]), flush=True)  # as each rate ends: a long sweep shows its figures early
     sustained = [r["rate_target"] for r in results if r["caught_up_within_30s"]]
     print(f"highest sustained rate among those tested (trigger {trigger_seconds:g} s): {max(sustained) if sustained else 'none'} events/s")
 

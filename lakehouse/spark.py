@@ -54,6 +54,12 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         "spark.databricks.delta.snapshotPartitions": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        # Local disk only: Hadoop's file:// client keeps a hidden .crc beside every file it
+        # writes and refuses to read a file whose .crc disagrees. The predictions table is
+        # also written by delta-rs (streaming.predictions), which rewrites _delta_log/
+        # _last_checkpoint without that sidecar; a new Spark reader then failed with
+        # "ChecksumException". Parquet and Delta keep their own checksums, so read raw.
+        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",

@@ -39,6 +39,7 @@ log = logging.getLogger("streaming.session_store")
 COLLECTION = "sessions"
 LAST_EVENTS = 10
 UPSERT_CHUNK = 500
+FLUSH_FILES = 16  # outbox files merged into one round of upserts (see SessionMirror.flush)
 _EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
 
 
@@ -161,6 +162,10 @@ def upsert_documents(coll, docs: Sequence[dict]) -> int:
     return len(ids)
 
 
+def _read_outbox_file(path: Path) -> list[dict]:
+    return bson.decode_all(path.read_bytes()) if path.suffix == ".bson" else json_util.loads(path.read_text())
+
+
 @dataclass
 class SessionMirror:
     """Outbox + MongoDB upserts for the scorer (and the reprocess command)."""
@@ -208,16 +213,24 @@ class SessionMirror:
         return self.flush()
 
     def flush(self) -> bool:
-        """Upsert pending outbox files oldest first; stop at the first failure (order matters)."""
+        """Upsert pending outbox files oldest first; stop at the first failure (order matters).
+
+        Files go ``FLUSH_FILES`` at a time, their documents merged per session before the
+        upserts: a mirror that fell behind catches up, since a session scored in several
+        of those batches costs one read and one replace instead of one per batch. A crash
+        between the upserts and the unlinks replays the group, which leaves the same documents.
+        """
         with self._lock:
-            for path in self.pending():
+            pending = self.pending()
+            for start in range(0, len(pending), FLUSH_FILES):
+                group = pending[start : start + FLUSH_FILES]
                 try:
-                    docs = bson.decode_all(path.read_bytes()) if path.suffix == ".bson" else json_util.loads(path.read_text())
-                    upsert_documents(self.collection(), docs)
+                    upsert_documents(self.collection(), [d for path in group for d in _read_outbox_file(path)])
                 except Exception as exc:
                     log.warning("MongoDB not reachable (%s); %d batch(es) wait in %s", type(exc).__name__, len(self.pending()), self.outbox)
                     return False
-                path.unlink()
+                for path in group:
+                    path.unlink()
             return True
 
     def _loop(self) -> None:

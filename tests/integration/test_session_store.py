@@ -15,7 +15,7 @@ from datetime import datetime
 
 import pytest
 
-from streaming.session_store import connect, ensure_indexes, upsert_documents
+from streaming.session_store import FLUSH_FILES, SessionMirror, connect, ensure_indexes, upsert_documents
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +80,21 @@ def test_a_bulk_of_updates_to_existing_sessions_completes_and_merges_history(col
     assert [e["point"] for e in doc["predictions"]] == [1, 2]
     assert doc["latest_prediction"]["point"] == 2 and doc["n_events"] == 2
     assert collection.count_documents({}) == n
+
+
+def test_a_backlog_of_outbox_files_drains_in_groups_into_the_documents_one_at_a_time_would_give(collection, mongo, tmp_path) -> None:
+    outbox = tmp_path / "outbox"
+    down = SessionMirror("mongodb://127.0.0.1:1", collection.database.name, outbox, flush_interval=60)
+    down.start_background_flush()  # its retries fail (nothing listens there) and back off: the files pile up
+    batches = FLUSH_FILES * 2 + 3  # more than one group, the last one partial
+    for b in range(1, batches + 1):  # session 0 is scored in every batch, session b only in batch b
+        down.publish(b, [_doc(0, b), _doc(b, 1)])
+    down.stop_background_flush()
+    assert len(down.pending()) == batches
+    up = SessionMirror(mongo, collection.database.name, outbox)
+    assert up.flush() is True
+    assert up.pending() == []
+    busy = collection.find_one({"_id": "sess-0"})
+    assert [e["point"] for e in busy["predictions"]] == list(range(batches - 19, batches + 1))  # history_cap 20, newest kept
+    assert busy["n_events"] == batches and busy["latest_prediction"]["point"] == batches
+    assert collection.count_documents({}) == batches + 1
