@@ -160,8 +160,12 @@ def score_sessions(
     batch_id: int,
     source: str,
     history_cap: int,
+    new_sessions: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Prediction rows and MongoDB documents for sessions scored at their latest event."""
+    """Prediction rows and MongoDB documents for sessions scored at their latest event.
+
+    ``new_sessions``: those no earlier batch scored (their documents need no merge with a stored history).
+    """
     if not sessions:
         return pd.DataFrame(columns=COLUMN_NAMES), []
     keys, feats = [], []
@@ -197,7 +201,7 @@ def score_sessions(
             "batch_id": int(batch_id),
         }
         rows.append(row)
-        docs.append(session_document(sid, evs, row, history_cap))
+        docs.append(session_document(sid, evs, row, history_cap, new=sid in new_sessions))
     return pd.DataFrame(rows), docs
 
 
@@ -301,6 +305,7 @@ class Scorer:
             batch_id=batch_id,
             source="stream",
             history_cap=int(self.cfg["PREDICTION_HISTORY_CAP"]),
+            new_sessions=self.state.new_sessions(sessions),
         )
         clock.lap("score")
         wrote = False

@@ -120,6 +120,7 @@ class SessionStateStore:
         self.timeout_seconds = float(timeout_seconds)
         self._keys: OrderedDict[str, _KeyState] = OrderedDict()
         self._n_events = 0
+        self.last_added: set[bytes] = set()  # ids the last merge added (not re-sent, not already held)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -136,20 +137,22 @@ class SessionStateStore:
         st = self._keys.get(key)
         return [] if st is None else [event_dict(eid, ev) for eid, ev in st.events.items()]
 
-    def add(self, key: str, eid: bytes, event: CompactEvent, now: float) -> None:
-        """Add one event (a known id is ignored); a key idle past the timeout starts afresh."""
+    def add(self, key: str, eid: bytes, event: CompactEvent, now: float) -> bool:
+        """Add one event (a known id is ignored); a key idle past the timeout starts afresh. True when it was new."""
         st = self._keys.get(key)
         if st is None or now - st.last_touch > self.timeout_seconds:
             if st is not None:
                 self._n_events -= len(st.events)
             st = self._keys[key] = _KeyState({}, now)
-        if eid not in st.events:
+        new = eid not in st.events
+        if new:
             if event[8] == key:  # the session id string is shared with the key, not stored per event
                 event = (*event[:8], key)
             st.events[eid] = event
             self._n_events += 1
         st.last_touch = max(st.last_touch, now)
         self._keys.move_to_end(key)
+        return new
 
     def evict(self, now: float) -> int:
         """Drop the keys idle longer than the timeout at ``now``; returns how many."""
@@ -171,8 +174,10 @@ class SessionStateStore:
         with the Spark state operator: the session is scored again at the same point.
         """
         touches: Touches = {}
+        self.last_added = set()
         for key, eid, ev, kts in frame_events(frame):
-            self.add(key, eid, ev, now)
+            if self.add(key, eid, ev, now):
+                self.last_added.add(eid)
             hits = touches.setdefault(key, {})
             hits[eid] = max(hits.get(eid, _NAT), kts)
         return touches
@@ -190,6 +195,15 @@ class SessionStateStore:
                 sessions[sid] = evs
                 kafka_ts[sid] = None if newest == _NAT else pd.Timestamp(newest, unit="ns")
         return sessions, kafka_ts
+
+    def new_sessions(self, sessions: dict[str, list[dict]]) -> set[str]:
+        """The sessions all of whose events the last merge added: no earlier batch scored them.
+
+        Since ``restore`` rebuilds the state up to the last committed batch, that holds
+        across restarts too; only a session idle past the timeout (its events evicted)
+        that then resumes is taken for new.
+        """
+        return {sid for sid, evs in sessions.items() if all(bytes.fromhex(e["event_id"]) in self.last_added for e in evs)}
 
     def restore(self, frame: pd.DataFrame, until: float | None = None) -> int:
         """Replay events read back from Kafka, in produce order, each at its own Kafka timestamp; nothing is scored.

@@ -19,7 +19,7 @@ import typer
 from bson import json_util
 
 from lakehouse import config
-from streaming.session_store import COLLECTION, connect
+from streaming.session_store import COLLECTION, connect, stored_form
 
 _USER_ID = re.compile(r"^[0-9]{1,19}$")
 _MAX_ID = 2**63 - 1
@@ -346,7 +346,7 @@ def rescore_sessions(spark, cfg: config.Config, sessions: dict[str, list[dict]],
         # a fresh app id per run: the rows must land even though batch -1 was written before
         PredictionsWriter(path).append(rows, f"reprocess:{datetime.now().isoformat()}", 0)
     if docs:
-        ops = [ReplaceOne({"_id": d["_id"]}, {k: v for k, v in d.items() if k != "history_cap"}, upsert=True) for d in docs]
+        ops = [ReplaceOne({"_id": d["_id"]}, stored_form(d), upsert=True) for d in docs]
         _collection(cfg).bulk_write(ops, ordered=False)
     return {"sessions": len(sessions), "prediction_rows": len(rows), "documents": len(docs)}
 

@@ -40,6 +40,17 @@ def _fresh_count(spark, path) -> int:
     return spark.read.format("delta").load(str(path)).count()
 
 
+def _read_through_hadoop(spark, path) -> str:
+    """A file's text read the way Delta reads its log (Hadoop FileSystem); a stale .crc beside it raises."""
+    jvm = spark._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(str(path))
+    stream = jpath.getFileSystem(spark._jsc.hadoopConfiguration()).open(jpath)
+    try:
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
 def test_a_replayed_batch_adds_nothing_and_spark_reads_what_delta_rs_wrote(spark, tmp_path) -> None:
     path = tmp_path / "predictions"
     ensure_predictions_table(spark, path)
@@ -68,6 +79,7 @@ def test_spark_reads_the_table_after_delta_rs_rewrote_the_checkpoint_pointer_spa
     for batch in range(1, 6):
         writer.append(_rows(batch), "scorer:t", batch)
     assert (path / "_delta_log" / "_last_checkpoint").read_text() != spark_pointer  # delta-rs moved it on
+    assert _read_through_hadoop(spark, path / "_delta_log" / "_last_checkpoint").startswith('{"version"')
     assert _fresh_count(spark, path) == 3 + 5 * 3
     spark.sql(f"delete from delta.`{path}` where user_id = 0")  # what delete-user does
     assert writer.append(_rows(6), "scorer:t", 6)

@@ -98,3 +98,16 @@ def test_a_backlog_of_outbox_files_drains_in_groups_into_the_documents_one_at_a_
     assert [e["point"] for e in busy["predictions"]] == list(range(batches - 19, batches + 1))  # history_cap 20, newest kept
     assert busy["n_events"] == batches and busy["latest_prediction"]["point"] == batches
     assert collection.count_documents({}) == batches + 1
+
+
+def test_the_mirror_merges_history_from_its_memory_and_after_a_restart_from_the_stored_document(collection, mongo, tmp_path) -> None:
+    def doc(point: int, new: bool) -> dict:
+        return {**_doc(5, point), "new_session": new}
+
+    first = SessionMirror(mongo, collection.database.name, tmp_path / "outbox")
+    assert first.publish(1, [doc(1, new=True)]) and first.publish(2, [doc(2, new=False)])  # history from its memory
+    restarted = SessionMirror(mongo, collection.database.name, tmp_path / "outbox")
+    assert restarted.publish(3, [doc(3, new=False)])  # nothing in memory: reads the stored history
+    stored = collection.find_one({"_id": "sess-5"})
+    assert [e["point"] for e in stored["predictions"]] == [1, 2, 3]
+    assert "new_session" not in stored and "history_cap" not in stored

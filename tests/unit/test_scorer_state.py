@@ -151,3 +151,16 @@ def test_events_are_kept_as_tuples_with_shared_strings() -> None:
     assert all(type(e) is tuple for e in kept)
     assert kept[0][4] is kept[1][4] and kept[0][8] is kept[1][8]  # category code and session id are not copied per event
     assert type(kept[0][0]) is datetime
+
+
+def test_a_session_is_new_only_in_the_batch_that_brought_all_of_its_events() -> None:
+    store = SessionStateStore(timeout_seconds=1800)
+    first = frame(("2019-11-03 10:00:00", "view", 1, "s1", 7, T0), ("2019-11-03 10:01:00", "cart", 1, "s1", 7, T0))
+    sessions, _ = store.touched_sessions(store.merge(first, T0))
+    assert store.new_sessions(sessions) == {"s1"}
+    second = frame(("2019-11-03 10:02:00", "view", 2, "s1", 7, T0 + 5), ("2019-11-03 10:02:30", "view", 3, "s2", 8, T0 + 6))
+    sessions, _ = store.touched_sessions(store.merge(second, T0 + 7))
+    assert store.new_sessions(sessions) == {"s2"}
+    resent = frame(("2019-11-03 10:00:00", "view", 1, "s1", 7, T0 + 9), ("2019-11-03 10:02:30", "view", 3, "s2", 8, T0 + 9))
+    sessions, _ = store.touched_sessions(store.merge(resent, T0 + 9))  # re-sent events: scored again, but not new
+    assert set(sessions) == {"s1", "s2"} and store.new_sessions(sessions) == set()
