@@ -101,13 +101,16 @@ def test_a_backlog_of_outbox_files_drains_in_groups_into_the_documents_one_at_a_
 
 
 def test_the_mirror_merges_history_from_its_memory_and_after_a_restart_from_the_stored_document(collection, mongo, tmp_path) -> None:
-    def doc(point: int, new: bool) -> dict:
-        return {**_doc(5, point), "new_session": new}
+    def doc(session: int, point: int, new: bool) -> dict:
+        return {**_doc(session, point), "new_session": new}
 
     first = SessionMirror(mongo, collection.database.name, tmp_path / "outbox")
-    assert first.publish(1, [doc(1, new=True)]) and first.publish(2, [doc(2, new=False)])  # history from its memory
-    restarted = SessionMirror(mongo, collection.database.name, tmp_path / "outbox")
-    assert restarted.publish(3, [doc(3, new=False)])  # nothing in memory: reads the stored history
-    stored = collection.find_one({"_id": "sess-5"})
-    assert [e["point"] for e in stored["predictions"]] == [1, 2, 3]
-    assert "new_session" not in stored and "history_cap" not in stored
+    assert first.publish(1, [doc(5, 1, new=True)]) and first.publish(2, [doc(5, 2, new=False)])  # 2: from its memory
+    assert first.publish(3, [doc(6, 1, new=True)])
+    restarted = SessionMirror(mongo, collection.database.name, tmp_path / "outbox")  # after kill -9, batch 3 replays
+    assert restarted.publish(3, [doc(6, 1, new=True), doc(7, 1, new=True)])  # sess-6 exists: inserting it fails, it is replaced
+    assert restarted.publish(4, [doc(5, 3, new=False), doc(6, 2, new=False)])  # nothing in memory: the stored histories
+    assert [e["point"] for e in collection.find_one({"_id": "sess-5"})["predictions"]] == [1, 2, 3]
+    assert [e["point"] for e in collection.find_one({"_id": "sess-6"})["predictions"]] == [1, 2]
+    assert collection.count_documents({}) == 3
+    assert "new_session" not in collection.find_one({"_id": "sess-7"})
