@@ -26,6 +26,7 @@ from lakehouse import config, services
 from streaming import scorer_process
 from streaming.predictions import predictions_path
 from streaming.session_features import normalise, split_sessions
+from streaming.session_store import SessionMirror, connect
 
 
 def _events(n: int, seed: int) -> pd.DataFrame:
@@ -70,7 +71,10 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
     events = _events(rate * seconds, seed)
     msgs = payloads(events)
     sessions = split_sessions([normalise(e) for e in events.to_dict("records")])
-    env = {"SCORER_TRIGGER_SECONDS": str(trigger), "SCORER_STARTING_OFFSETS": "earliest"}
+    # a database of its own: the generator's session ids repeat from run to run, and
+    # documents left by an earlier run would turn the mirror's inserts into replacements
+    database = topic.replace("-", "_")
+    env = {"SCORER_TRIGGER_SECONDS": str(trigger), "SCORER_STARTING_OFFSETS": "earliest", "MONGO_DB": database}
     log_path = Path(cfg.lakehouse_dir) / f"bench-scorer-{rate}.log"
     proc = scorer_process.launch(topic, log_path, env)
     spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
@@ -91,6 +95,8 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
             time.sleep(2)
     finally:
         scorer_process.stop(proc)  # a scorer far behind is killed after the grace period: the figures still stand
+        backlog = len(SessionMirror.from_config(cfg, topic).pending())
+        connect(cfg.mongo_uri).drop_database(database)
     lat = p["latency_ms"].dropna().to_numpy() / 1000
     tail = p.sort_values("processing_time").tail(max(1, len(p) // 3))["latency_ms"].dropna().to_numpy() / 1000
     return {
@@ -106,6 +112,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
         "p99_s": round(float(np.percentile(lat, 99)), 3),
         "last_third_p95_s": round(float(np.percentile(tail, 95)), 3),
         "caught_up_within_30s": caught_up,
+        "mongo_batches_behind_at_stop": backlog,
     }
 
 

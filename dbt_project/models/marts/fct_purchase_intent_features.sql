@@ -12,6 +12,7 @@
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
         pre_hook="{{ delete_vanished_sessions('event_date') }}",
+        meta={'merge_prune_column': 'event_date'},
     )
 }}
 
@@ -24,24 +25,36 @@ with
 sessions as (
 
     select * from {{ ref('fct_sessions') }}
+    {% if is_incremental() %}
+    where session_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
 
 ),
 
 user_days as (
 
     select * from {{ ref('int_users_days_accumulated') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
 
 ),
 
 product_days as (
 
     select * from {{ ref('int_products_days_accumulated') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
 
 ),
 
 category_days as (
 
     select * from {{ ref('int_categories_days_accumulated') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
 
 ),
 

@@ -13,6 +13,7 @@
         unique_key='session_id',
         partition_by=['session_date'],
         pre_hook="{{ delete_vanished_sessions('session_date') }}",
+        meta={'merge_prune_column': 'session_date'},
     )
 }}
 
