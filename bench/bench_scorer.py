@@ -80,7 +80,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
     spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
     path = str(predictions_path(cfg))
     try:
-        scorer_process.wait_until_running(proc, log_path)  # JVM up, models loaded, writer warmed: then the clock starts
+        scorer_process.wait_until_running(proc, log_path)  # JVM up, models loaded: then the clock starts
         started = pd.Timestamp.utcnow().tz_localize(None)
         achieved = _produce(topic, msgs, rate, cfg.kafka_bootstrap)
         ended = time.monotonic()

@@ -3,7 +3,7 @@
 The run command's live slice and ``bench/bench_scorer.py`` both run the scorer the way
 production does (``python -m streaming.scorer`` with its own JVM) and need the same three
 steps; the clock of a latency figure starts only once the scorer says it runs, so JVM
-start-up, model loading and the writer warm-up never count as latency.
+start-up and model loading never count as latency.
 """
 
 from __future__ import annotations
