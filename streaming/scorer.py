@@ -217,11 +217,8 @@ def typed_events(raw: DataFrame) -> DataFrame:
     return v.select(key.alias("state_key"), *cols, "kafka_timestamp")
 
 
-def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: SessionStateStore) -> int:
+def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: SessionStateStore) -> None:
     """Refill ``store`` with what the last committed batch left in it, read back from Kafka; nothing is scored.
-
-    Returns the id of the next batch, the only one Spark may replay (it may have
-    started, and written to Delta, before the process died).
 
     Reads, as one Spark batch job, the events produced from (the last committed batch's
     time - the state timeout) up to that batch's end offsets, never before the query's
@@ -234,7 +231,7 @@ def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: Se
     last = last_committed_batch(cp)
     if last is None or topic not in last.end_offsets:
         log.info("state: fresh checkpoint, starting empty")
-        return 0
+        return
     started = time.monotonic()
     ends = last.end_offsets[topic]
     since_ms = last.timestamp_ms - int(store.timeout_seconds * 1000)
@@ -267,14 +264,12 @@ def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: Se
         last.batch_id,
         time.monotonic() - started,
     )
-    return last.batch_id + 1
 
 
 @dataclass
 class Scorer:
     """Everything the foreachBatch function needs, built once per process."""
 
-    spark: SparkSession
     cfg: config.Config
     topic: str
     models: ChampionModels
@@ -365,7 +360,7 @@ def start(
     history = HistoryCache(spark, cfg.table_path("bronze", "events"), float(cfg["SCORER_HISTORY_REFRESH_SECONDS"]))
     state = SessionStateStore(int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60)
     restore_state(spark, cfg, topic, state)  # before the stream: a replayed batch must see the state it saw first
-    scorer = Scorer(spark, cfg, topic, models, history, mirror, state, PredictionsWriter(predictions_path(cfg)))
+    scorer = Scorer(cfg, topic, models, history, mirror, state, PredictionsWriter(predictions_path(cfg)))
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)

@@ -142,7 +142,7 @@ def stored_histories(coll, session_ids: Sequence[str]) -> dict[str, list[dict]]:
     return out
 
 
-class HistoryCache:
+class WrittenHistories:
     """The prediction history last written per session, for the ``capacity`` sessions written most recently.
 
     Only the process that writes the documents may trust it: a session written by
@@ -171,7 +171,7 @@ def stored_form(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k not in _TRANSPORT_FIELDS}
 
 
-def upsert_documents(coll, docs: Sequence[dict], histories: HistoryCache | None = None) -> int:
+def upsert_documents(coll, docs: Sequence[dict], histories: WrittenHistories | None = None) -> int:
     """Replace each session document, merging its prediction history with the stored one.
 
     The stored history is read (one ``_id`` lookup, ~0.4-0.9 ms on FerretDB: most of
@@ -183,7 +183,7 @@ def upsert_documents(coll, docs: Sequence[dict], histories: HistoryCache | None 
 
     if not docs:
         return 0
-    histories = histories if histories is not None else HistoryCache(0)
+    histories = histories if histories is not None else WrittenHistories(0)
     latest: dict[str, dict] = {}
     new: set[str] = set()
     for d in docs:  # several entries for one session (outbox files merged): merge them first
@@ -196,13 +196,11 @@ def upsert_documents(coll, docs: Sequence[dict], histories: HistoryCache | None 
     ids = list(latest)
     for i in range(0, len(ids), UPSERT_CHUNK):  # bounded requests: a big batch never hits the socket timeout
         chunk = ids[i : i + UPSERT_CHUNK]
-        known = {sid: histories.get(sid) for sid in chunk}
-        stored = stored_histories(coll, [sid for sid in chunk if sid not in new and known[sid] is None])
+        previous = _previous_histories(coll, chunk, new, histories)
         inserts, replaces, written = [], [], {}
         for sid in chunk:
             d = latest[sid]
-            old = [] if sid in new else (known[sid] if known[sid] is not None else stored.get(sid, []))
-            hist = written[sid] = merge_history(old, d["predictions"], int(d["history_cap"]))
+            hist = written[sid] = merge_history(previous.get(sid, []), d["predictions"], int(d["history_cap"]))
             full = stored_form(d)
             full["predictions"] = hist
             full["latest_prediction"] = hist[-1]
@@ -212,6 +210,16 @@ def upsert_documents(coll, docs: Sequence[dict], histories: HistoryCache | None 
             coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in replaces], ordered=False)
         histories.update(written)  # only once MongoDB acknowledged them
     return len(ids)
+
+
+def _previous_histories(coll, session_ids: Sequence[str], new: set[str], histories: WrittenHistories) -> dict[str, list[dict]]:
+    """Each session's history before this write: none for a new one, the remembered one, else the stored one."""
+    out: dict[str, list[dict]] = {sid: [] for sid in session_ids if sid in new}
+    for sid in session_ids:
+        if sid not in out and (remembered := histories.get(sid)) is not None:
+            out[sid] = remembered
+    out.update(stored_histories(coll, [sid for sid in session_ids if sid not in out]))
+    return out
 
 
 def _insert_new(coll, docs: list[dict]) -> list[dict]:
@@ -252,7 +260,7 @@ class SessionMirror:
     _thread: threading.Thread | None = field(default=None, repr=False)
     _client: object = field(default=None, repr=False)
     _indexed: bool = field(default=False, repr=False)
-    _histories: HistoryCache = field(default_factory=lambda: HistoryCache(HISTORY_CACHE_SESSIONS), repr=False)
+    _histories: WrittenHistories = field(default_factory=lambda: WrittenHistories(HISTORY_CACHE_SESSIONS), repr=False)
 
     @classmethod
     def from_config(cls, cfg: config.Config, name: str) -> SessionMirror:
