@@ -76,6 +76,11 @@
     {{ return(window) }}
 {%- endmacro %}
 
+{#- True when nothing arrived since the model's last run: `window.start` is then 9999-12-31. -#}
+{% macro nothing_arrived(window) -%}
+    {{ return(window.start == "date'9999-12-31'") }}
+{%- endmacro %}
+
 {#- The recorded watermark of `relation` (a string), or none before its first recording. -#}
 {% macro arrivals_through(relation) -%}
     {%- for row in run_query('show tblproperties ' ~ relation).rows -%}
@@ -137,8 +142,9 @@
     int_events_sessionized.
 -#}
 {% macro delete_vanished_sessions(date_column) -%}
-    {%- set start = arrival_window().start if is_incremental() else none -%}
-    {%- if start and start != "date'9999-12-31'" -%}  {#- nothing arrived: no session vanished -#}
+    {%- set window = arrival_window() if is_incremental() else none -%}
+    {%- if window and not nothing_arrived(window) -%}  {#- nothing arrived: no session vanished -#}
+        {%- set start = window.start -%}
         merge into {{ this }} as target
         using (
             select session_id from {{ this }} where {{ date_column }} >= {{ start }}

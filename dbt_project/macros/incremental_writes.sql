@@ -35,10 +35,6 @@
     {{ return(dbt.get_insert_overwrite_sql(source_relation, target_relation, existing_relation)) }}
 {% endmacro %}
 
-{% macro nothing_arrived(window) -%}
-    {{ return(window.start == "date'9999-12-31'") }}
-{%- endmacro %}
-
 {#- What runs instead of a write that has nothing to write (dbt needs a statement). -#}
 {% macro unchanged_statement() -%}
     {{ return("select 'unchanged: nothing arrived since the last run' as status") }}
