@@ -25,15 +25,6 @@ with
 
 {{ ordered_session_events(window) }},
 
-sessions as (
-
-    select * from {{ ref('fct_sessions') }}
-    {% if is_incremental() %}
-    where session_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
-    {% endif %}
-
-),
-
 user_days as (
 
     select * from {{ ref('int_users_days_accumulated') }}
@@ -47,6 +38,9 @@ running as (
 
     select
         session_id,
+        session_user_id,
+        session_start,
+        session_date,
         event_seq,
         event_time,
         event_date
@@ -72,7 +66,7 @@ final as (
 
     select
         points.session_id,
-        sessions.user_id,
+        points.session_user_id as user_id,
         cast(points.event_seq as int) as prediction_point,
         points.event_time as prediction_time,
         points.event_date,
@@ -89,9 +83,8 @@ final as (
         cast(points.session_{{ category }} > points.so_far_{{ category }} as int) as y_{{ category }}
         {%- endfor %}
     from points
-    inner join sessions on points.session_id = sessions.session_id
     left join user_days
-        on sessions.user_id = user_days.user_id and sessions.session_date = user_days.event_date
+        on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
 
 )
 

@@ -22,15 +22,6 @@ with
 
 {{ ordered_session_events(window) }},
 
-sessions as (
-
-    select * from {{ ref('fct_sessions') }}
-    {% if is_incremental() %}
-    where session_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
-    {% endif %}
-
-),
-
 user_days as (
 
     select * from {{ ref('int_users_days_accumulated') }}
@@ -62,6 +53,9 @@ running as (
 
     select
         session_id,
+        session_user_id,
+        session_start,
+        session_date,
         event_seq,
         event_time,
         event_date,
@@ -77,7 +71,6 @@ running as (
         size(collect_set(product_id) over so_far) as n_distinct_products,
         size(collect_set(category_id) over so_far) as n_distinct_categories,
         size(collect_set(case when event_type = 'view' then product_id end) over so_far) as n_distinct_viewed_products,
-        min(event_time) over whole_session as session_start,
         lag(event_time) over by_position as previous_event_time,
         avg(price) over so_far as mean_price,
         max(price) over so_far as max_price,
@@ -103,7 +96,7 @@ final as (
 
     select
         points.session_id,
-        sessions.user_id,
+        points.session_user_id as user_id,
         cast(points.event_seq as int) as prediction_point,
         points.event_time as prediction_time,
         points.event_date,
@@ -129,7 +122,7 @@ final as (
         cast(coalesce(user_days.prior_spend, 0) as double) as f_user_prior_spend,
         cast(
             coalesce(
-                (unix_timestamp(sessions.session_start) - unix_timestamp(user_days.prior_last_event_time)) / 86400.0,
+                (unix_timestamp(points.session_start) - unix_timestamp(user_days.prior_last_event_time)) / 86400.0,
                 -1
             ) as double
         ) as f_user_days_since_last_session,
@@ -142,9 +135,8 @@ final as (
         cast(dayofweek(points.event_time) as bigint) as f_day_of_week,
         cast(points.session_purchases > points.n_purchases as int) as label_will_purchase
     from points
-    inner join sessions on points.session_id = sessions.session_id
     left join user_days
-        on sessions.user_id = user_days.user_id and sessions.session_date = user_days.event_date
+        on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
     left join product_days
         on points.product_id = product_days.product_id and points.event_date = product_days.event_date
     left join category_days

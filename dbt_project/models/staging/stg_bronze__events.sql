@@ -7,25 +7,32 @@ source as (
 
     select
         *,
-        -- the price as text for the window below: Spark wraps a double partition key in a
-        -- NaN/-0.0 normalisation, and a window partitioned by an expression takes no
-        -- filter pushed through it (every incremental run would de-duplicate all of bronze)
-        cast(price as string) as price_key
+        -- identical on all nine REES46 fields = the same event
+        sha2(
+            concat_ws(
+                '|',
+                cast(event_time as string), event_type, cast(product_id as string),
+                cast(category_id as string), coalesce(category_code, '\\N'), coalesce(brand, '\\N'),
+                cast(price as string), cast(user_id as string), coalesce(user_session, '\\N')
+            ),
+            256
+        ) as event_id
     from {{ source('bronze', 'events') }}
 
 ),
 
 ranked as (
 
-    -- Exact duplicates: identical on all nine REES46 fields. The first one ingested wins.
-    -- event_date is in the partition list (it is a function of event_time, so the groups
-    -- are the same) so that a filter on event_date is pushed below the window to the scan.
+    -- Exact duplicates share an event_id. The first one ingested wins.
+    -- event_date and user_session are in the partition list too (event_id is a hash of
+    -- them, so the groups are the same): a filter on a partition column is pushed below
+    -- the window, so an incremental run reads only its days of bronze, and
+    -- int_events_sessionized's split by user_session sorts each half once. event_id
+    -- comes first: the sort settles almost every comparison on the first bytes of a hash.
     select
         *,
         row_number() over (
-            partition by
-                event_date, event_time, event_type, product_id, category_id, category_code,
-                brand, price_key, user_id, user_session
+            partition by event_id, event_date, user_session
             order by ingested_at, source_line, kafka_partition, kafka_offset
         ) as duplicate_rank
     from source
@@ -35,15 +42,7 @@ ranked as (
 renamed as (
 
     select
-        sha2(
-            concat_ws(
-                '|',
-                cast(event_time as string), event_type, cast(product_id as string),
-                cast(category_id as string), coalesce(category_code, '\\N'), coalesce(brand, '\\N'),
-                cast(price as string), cast(user_id as string), coalesce(user_session, '\\N')
-            ),
-            256
-        ) as event_id,
+        event_id,
         cast(event_time as timestamp) as event_time,
         cast(event_date as date) as event_date,
         lower(event_type) as event_type,

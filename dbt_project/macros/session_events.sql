@@ -1,0 +1,70 @@
+{#-
+    The order of a session's events: by time, ties broken by funnel order (view, cart,
+    remove, purchase), then product and event id, so that every model numbers a
+    session's events, and picks its first and last one, the same way.
+-#}
+{% macro session_event_order() -%}
+    event_time, event_type_rank, product_id, event_id
+{%- endmacro %}
+
+{#-
+    CTEs `session_events` (every event of the sessions to compute; incremental runs
+    take the sessions with an event dated in `window`, from `arrival_window()`)
+    and `ordered` (those events with event_seq = position in the session, in
+    `session_event_order()`, and the session's user, start and start date). Shared by both ML feature marts so that
+    their prediction points are the same rows.
+-#}
+{% macro ordered_session_events(window) %}
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}
+    {% endif %}
+
+),
+
+{% if is_incremental() %}
+touched_sessions as (
+
+    select distinct session_id from events
+    where event_date >= {{ window.start }}
+
+),
+
+session_events as (
+
+    select events.* from events
+    inner join touched_sessions on events.session_id = touched_sessions.session_id
+
+),
+{% else %}
+session_events as (
+
+    select * from events
+
+),
+{% endif %}
+
+ordered as (
+
+    select
+        *,
+        row_number() over in_order as event_seq,
+        -- the session's user and start as fct_sessions has them (its first event's), from
+        -- this same pass: joining fct_sessions would shuffle every event once more
+        first_value(user_id) over whole_session as session_user_id,
+        first_value(event_time) over whole_session as session_start,
+        cast(first_value(event_time) over whole_session as date) as session_date
+    from session_events
+    window
+        in_order as (partition by session_id order by {{ session_event_order() }}),
+        whole_session as (
+            partition by session_id order by {{ session_event_order() }}
+            rows between unbounded preceding and unbounded following
+        )
+
+)
+
+{% endmacro %}
