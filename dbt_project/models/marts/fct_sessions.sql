@@ -57,7 +57,8 @@ aggregated as (
     -- One sort of each session's events, then every aggregate over the whole session
     -- in that same pass, kept on its first row. A GROUP BY with min_by/max_by (or
     -- distinct counts) costs Spark two sorts of every event, or an Expand that copies
-    -- each event once per distinct column; at 10 M events this is about 2.5x faster.
+    -- each event once per distinct column. At 10 M events the select takes about 30 s
+    -- against 72 s, and the full-refresh model 42 s against 99-124 s.
     select
         session_id,
         first_value(user_id) over whole_session as user_id,
