@@ -8,13 +8,26 @@
 {%- endmacro %}
 
 {#-
-    CTEs `session_events` (every event of the sessions to compute; incremental runs
-    take the sessions with an event dated in `window`, from `arrival_window()`)
-    and `ordered` (those events with event_seq = position in the session, in
-    `session_event_order()`, and the session's user, start and start date). Shared by both ML feature marts so that
-    their prediction points are the same rows.
+    The two windows over a session's events in that order: `in_order` (for row_number)
+    and `whole_session` (every event of the session, for its aggregates and first and
+    last values). One sort serves both.
 -#}
-{% macro ordered_session_events(window) %}
+{% macro session_windows() -%}
+    window
+        in_order as (partition by session_id order by {{ session_event_order() }}),
+        whole_session as (
+            partition by session_id order by {{ session_event_order() }}
+            rows between unbounded preceding and unbounded following
+        )
+{%- endmacro %}
+
+{#-
+    CTEs `events` and `session_events`: every event of the sessions to compute. A full
+    build takes all of them; an incremental run those of the sessions that `touched`
+    (a query of session ids, which may read `events`) selects, from `window.read_start`
+    on, so that a session reaching into the window is read whole.
+-#}
+{% macro session_events(window, touched) %}
 
 events as (
 
@@ -28,8 +41,7 @@ events as (
 {% if is_incremental() %}
 touched_sessions as (
 
-    select distinct session_id from events
-    where event_date >= {{ window.start }}
+    {{ touched }}
 
 ),
 
@@ -47,6 +59,19 @@ session_events as (
 ),
 {% endif %}
 
+{%- endmacro %}
+
+{#-
+    CTEs `session_events` (incremental runs take the sessions with an event dated in
+    `window`, from `arrival_window()`) and `ordered` (those events with event_seq =
+    position in the session, in `session_event_order()`, and the session's user, start
+    and start date). Shared by both ML feature marts so that their prediction points are
+    the same rows.
+-#}
+{% macro ordered_session_events(window) %}
+
+{{ session_events(window, 'select distinct session_id from events where event_date >= ' ~ window.start) }}
+
 ordered as (
 
     select
@@ -58,12 +83,7 @@ ordered as (
         first_value(event_time) over whole_session as session_start,
         cast(first_value(event_time) over whole_session as date) as session_date
     from session_events
-    window
-        in_order as (partition by session_id order by {{ session_event_order() }}),
-        whole_session as (
-            partition by session_id order by {{ session_event_order() }}
-            rows between unbounded preceding and unbounded following
-        )
+    {{ session_windows() }}
 
 )
 

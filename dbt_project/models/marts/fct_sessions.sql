@@ -21,36 +21,8 @@
 
 with
 
-events as (
-
-    select * from {{ ref('int_events_sessionized') }}
-    {% if is_incremental() %}
-    where event_date >= {{ window.read_start }}
-    {% endif %}
-
-),
-
-{% if is_incremental() %}
-touched_sessions as (
-
-    -- re-aggregated from all their events
-    {{ arrived_sessions(window) }}
-
-),
-
-session_events as (
-
-    select events.* from events
-    inner join touched_sessions on events.session_id = touched_sessions.session_id
-
-),
-{% else %}
-session_events as (
-
-    select * from events
-
-),
-{% endif %}
+{#- the sessions that received events, re-aggregated from all their events -#}
+{{ session_events(window, arrived_sessions(window)) }}
 
 aggregated as (
 
@@ -85,12 +57,7 @@ aggregated as (
         last_value(category_code) over whole_session as last_category_code,
         row_number() over in_order as event_seq
     from session_events
-    window
-        in_order as (partition by session_id order by {{ session_event_order() }}),
-        whole_session as (
-            partition by session_id order by {{ session_event_order() }}
-            rows between unbounded preceding and unbounded following
-        )
+    {{ session_windows() }}
 
 ),
 
