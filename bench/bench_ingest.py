@@ -12,7 +12,7 @@ them), then, in one Spark session and on the same topic:
 Both are timed in rounds: first in a new JVM, then again in the same JVM (steady state).
 Prints the rates, their ratios, and the peak RSS of this process tree (driver
 JVM + Python) and of the Kafka broker. Usage:
-``python -m bench.bench_ingest [--events 1000000] [--partitions 2]``
+``python -m bench.bench_ingest [--events 1000000] [--partitions 2] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def _topic_size(bootstrap: str, topic: str) -> int:
 
 
 def _read_topic(spark, cfg: config.Config, topic: str):
+    """The whole topic as a batch read of the same Kafka source the ingest streams from."""
     return spark.read.format("kafka").option("kafka.bootstrap.servers", cfg.kafka_bootstrap).option("subscribe", topic).load()
 
 
