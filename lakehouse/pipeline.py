@@ -231,9 +231,9 @@ def _valid_events(spark, path: Path) -> list[dict]:
 
     from streaming.backfill import numbered_lines
     from streaming.events import CSV_COLUMNS
-    from streaming.validate import parse_csv_line, validate_fields
+    from streaming.validate import validate_csv
 
-    valid = validate_fields(parse_csv_line(numbered_lines(spark, path))).filter(F.col("reason").isNull())
+    valid = validate_csv(numbered_lines(spark, path)).filter(F.col("reason").isNull())
     return valid.select(*CSV_COLUMNS).toPandas().to_dict("records")
 
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from lakehouse import config
 from lakehouse.spark import get_spark
 from streaming.bronze import BronzePaths, ensure_tables, table_version, write_validated
-from streaming.validate import parse_csv_line, validate_fields
+from streaming.validate import validate_csv
 
 
 def numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
@@ -59,10 +59,9 @@ def backfill_file(spark: SparkSession, cfg: config.Config, path: Path) -> Backfi
         F.lit(None).cast("timestamp").alias("kafka_timestamp"),
         F.lit(str(path)).alias("source_file"),
     )
-    validated = validate_fields(parse_csv_line(lines))
     version = path.stat().st_mtime_ns // 1_000_000  # a changed file is a new version, the same one is skipped
     before = table_version(spark, paths.events), table_version(spark, paths.quarantine)
-    result = write_validated(validated, paths, f"backfill:{path}", version)
+    result = write_validated(lines, validate_csv, paths, f"backfill:{path}", version)
     after = table_version(spark, paths.events), table_version(spark, paths.quarantine)
     return BackfillResult(result.bronze, result.quarantine, committed=after != before)
 

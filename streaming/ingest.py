@@ -26,14 +26,9 @@ from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming.bronze import BronzePaths, ensure_tables, write_validated
 from streaming.producer import ensure_topic
-from streaming.validate import parse_json_payload, validate_fields
+from streaming.validate import validate_json
 
 log = logging.getLogger("streaming.ingest")
-
-# Each micro-batch is cached for its two writes only (``bronze.write_validated``);
-# building an uncompressed cache is about 10 % faster per batch, and a batch is at most
-# INGEST_MAX_OFFSETS_PER_TRIGGER records, so the memory it takes is bounded.
-SPARK_CONF: dict[str, str] = {**LONG_RUNNING_CONF, "spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
 def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
@@ -73,8 +68,7 @@ def batch_writer(paths: BronzePaths, app_id: str):
     """The foreachBatch function: validate, then write bronze and quarantine idempotently."""
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        validated = validate_fields(parse_json_payload(batch))
-        result = write_validated(validated, paths, app_id, batch_id)
+        result = write_validated(batch, validate_json, paths, app_id, batch_id)
         log.info("batch %d: %d to bronze, %d to quarantine", batch_id, result.bronze, result.quarantine)
 
     return write
@@ -167,7 +161,7 @@ def main(
     """Ingest click events from Kafka into the Delta bronze and quarantine tables."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = config.load()
-    spark = get_spark("ingest", catalog=False, cfg=cfg, extra=SPARK_CONF)
+    spark = get_spark("ingest", catalog=False, cfg=cfg, extra=LONG_RUNNING_CONF)
     log.info("ingest: topic %s -> %s", topic or cfg["KAFKA_TOPIC"], BronzePaths.from_config(cfg).events)
     try:
         supervise(

@@ -49,7 +49,7 @@ from streaming.scorer_process import READY_LINE
 from streaming.scorer_state import SessionStateStore, initial_offsets, last_committed_batch, rebuild_ranges
 from streaming.session_features import PriorHistory, build_history, point_features
 from streaming.session_store import SessionMirror, session_document
-from streaming.validate import parse_json_payload, validate_fields
+from streaming.validate import validate_json
 
 log = logging.getLogger("streaming.scorer")
 
@@ -210,7 +210,7 @@ def score_sessions(
 
 def typed_events(raw: DataFrame) -> DataFrame:
     """Valid events with their Kafka timestamp and the state key (session, or user for null sessions)."""
-    v = validate_fields(parse_json_payload(raw.select("value", F.col("timestamp").alias("kafka_timestamp"))))
+    v = validate_json(raw.select("value", F.col("timestamp").alias("kafka_timestamp")))
     v = v.filter(F.col("reason").isNull())
     key = F.coalesce(F.col("user_session"), F.concat(F.lit("nosession-"), F.col("user_id").cast("string")))
     cols = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]

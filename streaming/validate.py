@@ -9,6 +9,9 @@ came in by.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -21,6 +24,13 @@ _NUMBER_PATTERN = r"^\s*-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _CORRUPT = "_corrupt_record"
 
 # Every field is read as text first, so that a wrong type becomes a reason, not a null.
+# Where a raw record came from, unique within a batch: its Kafka partition and offset, or
+# its line in a backfilled file. Every raw record frame carries these columns.
+RECORD_KEY = ("kafka_partition", "kafka_offset", "source_line")
+
+# A parse-and-validate function for one kind of raw record: (records, reference time) -> validated.
+Validator = Callable[[DataFrame, datetime], DataFrame]
+
 RAW_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in events.CSV_COLUMNS] + [T.StructField(_CORRUPT, T.StringType())])
 
 
@@ -87,11 +97,14 @@ def _event_time(text: Column) -> Column:
     return text.cast("timestamp")
 
 
-def validate_fields(df: DataFrame) -> DataFrame:
+def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     """Type the ``f`` fields and decide ``reason`` / ``reason_detail`` for every row.
 
     Expects the columns made by one of the ``parse_*`` functions. Adds typed event
-    columns (``events.EVENT_COLUMNS``) plus ``event_date``.
+    columns (``events.EVENT_COLUMNS``) plus ``event_date``. ``now`` bounds future timestamps:
+    a fixed time makes evaluating the result twice judge every record the same way
+    (``bronze.write_validated`` reads a batch again for its quarantine); without it,
+    each query (or streaming micro-batch) uses its own ``current_timestamp()``.
 
     Built as three projections (fields, typed values, rule) on purpose: each value
     is computed once per row and the rule only reads columns. Written as one
@@ -115,7 +128,7 @@ def validate_fields(df: DataFrame) -> DataFrame:
     ids = {c: F.col(f"_id_{c}") for c in _INT_FIELDS}
     # 3. the rule: the first one a record breaks, in events.REASONS order
     min_time = F.to_timestamp(F.lit(events.MIN_EVENT_TIME))
-    max_time = F.current_timestamp() + F.expr(f"INTERVAL {events.MAX_FUTURE_SECONDS} SECONDS")
+    max_time = (F.current_timestamp() if now is None else F.lit(now)) + F.expr(f"INTERVAL {events.MAX_FUTURE_SECONDS} SECONDS")
     rule = _first(
         (F.col("pre_reason").isNotNull(), F.concat(F.col("pre_reason"), F.lit(":"))),
         *[(v[c].isNull(), f"missing_field:{c}") for c in events.REQUIRED_FIELDS],
@@ -144,6 +157,16 @@ def validate_fields(df: DataFrame) -> DataFrame:
     }
     helpers = [*fields, *typed, "_rule"]
     return out.select(*[c for c in out.columns if c not in helpers and c not in result], *[e.alias(k) for k, e in result.items()])
+
+
+def validate_json(records: DataFrame, now: datetime | None = None) -> DataFrame:
+    """Kafka records (a ``value`` column of JSON) parsed and validated."""
+    return validate_fields(parse_json_payload(records), now)
+
+
+def validate_csv(records: DataFrame, now: datetime | None = None) -> DataFrame:
+    """Backfilled file lines (a ``line`` column of REES46 CSV) parsed and validated."""
+    return validate_fields(parse_csv_line(records), now)
 
 
 def bronze_rows(validated: DataFrame) -> DataFrame:

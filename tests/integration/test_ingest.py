@@ -8,7 +8,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from streaming import backfill, ingest, reconcile
+from streaming import backfill, bronze, ingest, reconcile
 from streaming.bronze import BronzePaths
 from tests.support.kafka_helpers import create_topic, sample_payloads, send_raw
 
@@ -105,3 +105,31 @@ def test_backfill_loads_plain_gzip_and_header_files_alike_and_is_idempotent(spar
     assert per_file == {str(sample_csv.resolve()): 683, str(gz.resolve()): 683}
     bad = {(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(gz.resolve())).collect()}
     assert bad == {(len(lines) + 2, "wrong_type"), (len(lines) + 3, "malformed_csv")}
+
+
+def test_a_batch_replayed_after_dying_between_its_two_commits_lands_once(spark, cfg, tmp_path, monkeypatch):
+    """Bronze committed, quarantine not (the process died in between): the replay adds the quarantine rows only.
+
+    The replay takes the other branch of ``write_validated``: bronze already holds the
+    batch, so its rejected rows are found by a query of their own.
+    """
+    path = tmp_path / "mixed.csv"
+    path.write_text("2019-11-01 00:00:00 UTC,view,1,2,,,9.5,3,s\n2019-11-01 00:00:01 UTC,view,abc,2,,,9.5,3,s\n")
+    paths = BronzePaths.from_config(cfg)
+    append = bronze._append
+
+    def dies_before_quarantine(df, table, app_id, version):
+        if table == paths.quarantine:
+            raise RuntimeError("killed between the two commits")
+        append(df, table, app_id, version)
+
+    monkeypatch.setattr(bronze, "_append", dies_before_quarantine)
+    with pytest.raises(RuntimeError, match="between the two commits"):
+        backfill.backfill_file(spark, cfg, path)
+    monkeypatch.setattr(bronze, "_append", append)
+    replay = backfill.backfill_file(spark, cfg, path)
+    assert (replay.bronze, replay.quarantine, replay.committed) == (1, 1, True)
+
+    good, bad = (t.filter(F.col("source_file") == str(path.resolve())) for t in _tables(spark, cfg))
+    assert good.count() == 1
+    assert [(r.source_line, r.reason) for r in bad.collect()] == [(2, "wrong_type")]
