@@ -61,6 +61,10 @@ class BatchResult:
     quarantine: int
 
 
+# Above this many rejects in a batch, the quarantine pass filters a full re-validation instead of joining on keys.
+REJECTS_BY_KEY_AT_MOST = 100_000
+
+
 def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths, app_id: str, version: int) -> BatchResult:
     """Validate one batch of raw records and append it to bronze and quarantine, exactly once per (app_id, version).
 
@@ -98,7 +102,8 @@ def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths,
         _append(bronze_rows(observed), paths.events, app_id, version)
         good, keys = int(observation.get["good"]), observation.get["rejected"]
         bad = len(keys)
-        rejected = validated(_only(records, keys))
+        # A flood of rejects is re-read whole: a semi-join on that many keys would cost more.
+        rejected = validated(_only(records, keys)) if bad <= REJECTS_BY_KEY_AT_MOST else validated(records).filter(is_bad)
     if bad:
         _append(quarantine_rows(rejected), paths.quarantine, app_id, version)
     return BatchResult(good, bad)

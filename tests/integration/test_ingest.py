@@ -133,3 +133,15 @@ def test_a_batch_replayed_after_dying_between_its_two_commits_lands_once(spark, 
     good, bad = (t.filter(F.col("source_file") == str(path.resolve())) for t in _tables(spark, cfg))
     assert good.count() == 1
     assert [(r.source_line, r.reason) for r in bad.collect()] == [(2, "wrong_type")]
+
+
+def test_a_flood_of_rejects_is_quarantined_whole(spark, cfg, tmp_path, monkeypatch):
+    """Past ``REJECTS_BY_KEY_AT_MOST`` rejects, the quarantine pass re-validates the whole batch instead of joining on keys."""
+    monkeypatch.setattr(bronze, "REJECTS_BY_KEY_AT_MOST", 1)
+    path = tmp_path / "flood.csv"
+    path.write_text("2019-11-01 00:00:00 UTC,view,1,2,,,9.5,3,s\nnot,a,row\n2019-11-01 00:00:01 UTC,teleport,1,2,,,9.5,3,s\n")
+    result = backfill.backfill_file(spark, cfg, path)
+    assert (result.bronze, result.quarantine) == (1, 2)
+    _, quarantine = _tables(spark, cfg)
+    got = {(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(path.resolve())).collect()}
+    assert got == {(2, "malformed_csv"), (3, "unknown_event_type")}
