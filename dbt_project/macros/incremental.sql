@@ -101,11 +101,16 @@
     {%- set upstream = consumed is none -%}
     {%- set consumed = consumed or ref('int_events_sessionized') -%}
     {%- if execute -%}
+        {%- set recorded = arrivals_through(this) -%}
         {%- set newest = arrivals_through(consumed) if upstream else none -%}
         {%- if not newest -%}
-            {%- set newest = run_query('select cast(max(ingested_at) as string) from ' ~ consumed).rows[0][0] -%}
+            {#- Only rows newer than the recorded watermark can raise it: Delta skips every
+                file whose ingested_at statistics end before it (all of them when nothing
+                arrived), instead of reading the whole column. -#}
+            {%- set newer = " where ingested_at > timestamp'" ~ recorded ~ "'" if recorded and is_incremental() else "" -%}
+            {%- set newest = run_query('select cast(max(ingested_at) as string) from ' ~ consumed ~ newer).rows[0][0] or recorded -%}
         {%- endif -%}
-        {%- if newest and newest != arrivals_through(this) -%}
+        {%- if newest and newest != recorded -%}
             alter table {{ this }} set tblproperties ('{{ arrivals_property() }}' = '{{ newest }}')
         {%- endif -%}
     {%- endif -%}
