@@ -39,8 +39,12 @@
 {%- endmacro %}
 
 {#-
-    The window of this model's run (see above); call once per model and pass it on.
+    The window of this model's run (see above).
     `arrivals`: where new events show up; int_events_sessionized unless given.
+    Computed once per model and invocation: the model's SQL, its pre-hook and its write
+    (`incremental_writes.sql`) all ask for it, and each look-up costs a query. The
+    memo lives in `graph`, which dbt builds anew for every invocation, and its key
+    holds the invocation id as well.
 -#}
 {% macro arrival_window(arrivals=none) -%}
     {%- set window = {
@@ -51,28 +55,39 @@
     {#- outside the `execute` branch: dbt records the dependency while it parses -#}
     {%- set arrivals = arrivals or ref('int_events_sessionized') -%}
     {%- if execute and is_incremental() -%}
-        {%- set through = arrivals_through(this) -%}
-        {%- set since = "timestamp'" ~ through ~ "' - interval " ~ var('arrival_margin_minutes') ~ " minutes"
-            if through else "timestamp'0001-01-01 00:00:00'" -%}
-        {%- do window.update({'arrived_after': since}) -%}
-        {%- if through and through == arrivals_through(arrivals) -%}
-            {#- the upstream model has consumed nothing newer than this one: no query -#}
-            {%- do window.update({'start': "date'9999-12-31'", 'read_start': "date'9999-12-31'"}) -%}
-            {{ return(window) }}
+        {%- set memo = graph.setdefault('clickstream_arrival_windows', {}) -%}
+        {%- set key = invocation_id ~ ' ' ~ this ~ ' ' ~ arrivals -%}
+        {%- if key not in memo -%}
+            {%- do memo.update({key: _look_up_window(window, arrivals)}) -%}
         {%- endif -%}
-        {%- set query -%}
-            select
-                cast(min(event_date) as string),
-                cast(date_sub(min(event_date), {{ var('max_session_days') }}) as string)
-            from {{ arrivals }}
-            where ingested_at > {{ since }}
-        {%- endset -%}
-        {%- set row = run_query(query).rows[0] -%}
-        {%- do window.update({
-            'start': "date'" ~ (row[0] or '9999-12-31') ~ "'",
-            'read_start': "date'" ~ (row[1] or '9999-12-31') ~ "'",
-        }) -%}
+        {{ return(memo[key]) }}
     {%- endif -%}
+    {{ return(window) }}
+{%- endmacro %}
+
+{#- The look-up behind `arrival_window`: fills `window` from the recorded watermarks and `arrivals`. -#}
+{% macro _look_up_window(window, arrivals) -%}
+    {%- set through = arrivals_through(this) -%}
+    {%- set since = "timestamp'" ~ through ~ "' - interval " ~ var('arrival_margin_minutes') ~ " minutes"
+        if through else "timestamp'0001-01-01 00:00:00'" -%}
+    {%- do window.update({'arrived_after': since}) -%}
+    {%- if through and through == arrivals_through(arrivals) -%}
+        {#- the upstream model has consumed nothing newer than this one: no query -#}
+        {%- do window.update({'start': "date'9999-12-31'", 'read_start': "date'9999-12-31'"}) -%}
+        {{ return(window) }}
+    {%- endif -%}
+    {%- set query -%}
+        select
+            cast(min(event_date) as string),
+            cast(date_sub(min(event_date), {{ var('max_session_days') }}) as string)
+        from {{ arrivals }}
+        where ingested_at > {{ since }}
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- do window.update({
+        'start': "date'" ~ (row[0] or '9999-12-31') ~ "'",
+        'read_start': "date'" ~ (row[1] or '9999-12-31') ~ "'",
+    }) -%}
     {{ return(window) }}
 {%- endmacro %}
 
