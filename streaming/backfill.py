@@ -17,7 +17,6 @@ from pathlib import Path
 import typer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from rich.console import Console
 
 from lakehouse import config
@@ -27,10 +26,26 @@ from streaming.validate import validate_csv
 
 
 def numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
-    """(line, source_line) for every data line; a header line is dropped, empty lines too."""
-    text = spark.read.text(str(path)).rdd.zipWithIndex()
-    schema = T.StructType([T.StructField("line", T.StringType()), T.StructField("source_line", T.LongType())])
-    lines = spark.createDataFrame(text.map(lambda pair: (pair[0][0], pair[1] + 1)), schema)
+    """(line, source_line) for every data line; a header line is dropped, empty lines too.
+
+    Numbered in the JVM: a first pass counts the lines of each input split, and each
+    line's number is its split's offset plus its index within the split
+    (``monotonically_increasing_id`` keeps that index in its low 33 bits). A text read
+    of the same file splits it the same way every time, so the numbers are stable:
+    ``bronze.write_validated`` reads the lines again for the quarantine. (The RDD
+    ``zipWithIndex`` it replaces sent every line through Python workers.)
+    """
+    text = spark.read.text(str(path)).select(
+        F.col("value").alias("line"), F.spark_partition_id().alias("_split"), F.monotonically_increasing_id().alias("_id")
+    )
+    sizes = dict(text.groupBy("_split").count().collect())
+    offsets, total = [], 0
+    for split in range(max(sizes, default=-1) + 1):
+        offsets.append(total)
+        total += sizes.get(split, 0)
+    offset = F.element_at(F.array(*[F.lit(o).cast("bigint") for o in offsets] or [F.lit(0).cast("bigint")]), F.col("_split") + 1)
+    in_split = F.col("_id").bitwiseAND((1 << 33) - 1)
+    lines = text.select("line", (offset + in_split + 1).alias("source_line"))
     is_header = (F.col("source_line") == 1) & F.col("line").startswith("event_time")
     return lines.filter(~is_header & (F.length(F.trim(F.col("line"))) > 0))
 

@@ -145,3 +145,23 @@ def test_a_flood_of_rejects_is_quarantined_whole(spark, cfg, tmp_path, monkeypat
     _, quarantine = _tables(spark, cfg)
     got = {(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(path.resolve())).collect()}
     assert got == {(2, "malformed_csv"), (3, "unknown_event_type")}
+
+
+def test_backfill_numbers_lines_across_input_splits(spark, cfg, sample_csv, tmp_path):
+    """A file read in several splits still gets each line's own number (the quarantine names it)."""
+    lines = sample_csv.read_text().splitlines()
+    lines.insert(600, "2019-11-01 00:00:00 UTC,teleport,1,2,,,9.5,3,s")  # line 601, in a later split
+    path = tmp_path / "split.csv"
+    path.write_text("\n".join(lines) + "\n")
+    previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16384")  # the ~110 kB file in several splits
+    try:
+        assert spark.read.text(str(path)).rdd.getNumPartitions() > 1
+        result = backfill.backfill_file(spark, cfg, path)
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+    assert (result.bronze, result.quarantine) == (683, 1)
+    _, quarantine = _tables(spark, cfg)
+    assert [(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(path.resolve())).collect()] == [
+        (601, "unknown_event_type")
+    ]
