@@ -89,9 +89,10 @@ def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths,
 
     is_bad = F.col("reason").isNotNull()
     if _holds(paths.events, app_id, version):
-        counts = validated(records).agg(F.count_if(~is_bad).alias("good"), F.count_if(is_bad).alias("bad")).first()
+        every = validated(records)
+        counts = every.agg(F.count_if(~is_bad).alias("good"), F.count_if(is_bad).alias("bad")).first()
         good, bad = int(counts["good"]), int(counts["bad"])
-        rejected = validated(records).filter(is_bad)
+        rejected = every.filter(is_bad)
     else:
         observation = Observation()
         observed = validated(records).observe(

@@ -23,7 +23,6 @@ _INT_PATTERN = r"^\s*-?[0-9]{1,19}\s*$"
 _NUMBER_PATTERN = r"^\s*-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _CORRUPT = "_corrupt_record"
 
-# Every field is read as text first, so that a wrong type becomes a reason, not a null.
 # Where a raw record came from, unique within a batch: its Kafka partition and offset, or
 # its line in a backfilled file. Every raw record frame carries these columns.
 RECORD_KEY = ("kafka_partition", "kafka_offset", "source_line")
@@ -31,6 +30,7 @@ RECORD_KEY = ("kafka_partition", "kafka_offset", "source_line")
 # A parse-and-validate function for one kind of raw record: (records, reference time) -> validated.
 Validator = Callable[[DataFrame, datetime], DataFrame]
 
+# Every field is read as text first, so that a wrong type becomes a reason, not a null.
 RAW_SCHEMA = T.StructType([T.StructField(c, T.StringType()) for c in events.CSV_COLUMNS] + [T.StructField(_CORRUPT, T.StringType())])
 
 
