@@ -12,6 +12,12 @@
       partition column) can only match target rows dated on or after the window's
       `read_start` (every session a run recomputes began then or later), so that bound
       joins the ON clause and Delta reads only those partitions.
+    * insert_overwrite: the rows dated from the window's `start` (or `read_start`, meta
+      `rebuilds_from`) on are replaced with the run's rows in one Delta commit
+      (`INSERT INTO ... REPLACE WHERE <partition column> >= <bound>`). dbt-spark's
+      dynamic partition overwrite replaces only the partitions the run writes to, so a
+      day whose rows all moved to another day (a session whose start moved earlier)
+      would keep its old rows; and Delta checks that every written row is in the bound.
 -#}
 
 {% macro spark__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) %}
@@ -29,10 +35,16 @@
 
 {% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
     {%- set arrivals = source('bronze', 'events') if model.name == 'int_events_sessionized' else none -%}
-    {%- if nothing_arrived(arrival_window(arrivals)) -%}
+    {%- set window = arrival_window(arrivals) -%}
+    {%- if nothing_arrived(window) -%}
         {{ return(unchanged_statement()) }}
     {%- endif -%}
-    {{ return(dbt.get_insert_overwrite_sql(source_relation, target_relation, existing_relation)) }}
+    {%- set column = config.get('partition_by') -%}
+    {%- set column = column if column is string else column[0] -%}
+    {%- set bound = window[config.get('meta', {}).get('rebuilds_from', 'start')] -%}
+    {%- set columns = adapter.get_columns_in_relation(target_relation) | map(attribute='quoted') | join(', ') -%}
+    insert into table {{ target_relation }} replace where {{ column }} >= {{ bound }}
+    select {{ columns }} from {{ source_relation }}
 {% endmacro %}
 
 {#- What runs instead of a write that has nothing to write (dbt needs a statement). -#}

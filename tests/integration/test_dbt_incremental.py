@@ -32,6 +32,7 @@ INCREMENTAL_MODELS = {
     "int_users_days_accumulated": ["user_id", "event_date"],
     "int_products_days_accumulated": ["product_id", "event_date"],
     "int_categories_days_accumulated": ["category_top", "event_date"],
+    "int_product_funnel_days": ["product_id", "session_date"],
     "fct_sessions": ["session_id"],
     "fct_funnel_daily": ["session_date"],
     "fct_funnel_category_daily": ["session_date", "category_top"],

@@ -8,6 +8,7 @@ alone. Then every dbt data test, unit test and singular reconciliation test must
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import numpy as np
@@ -137,3 +138,14 @@ def test_all_dbt_tests_pass(spark, sample_marts):
     assert any("assert_every_staged_event_in_exactly_one_session" in n for n in names)
     assert any("intent_features_see_only_events_up_to_the_point" in n for n in names)
     dbt("docs", "generate")
+
+
+def test_delta_statistics_cover_only_the_filtered_columns(spark, sample_marts):
+    """Files of the sessionized events carry min/max of ingested_at and event_time only
+    (macros/delta_stats.sql): the arrival window still skips old files by ingested_at."""
+    detail = spark.sql("describe detail analytics.int_events_sessionized").first()
+    assert detail.properties["delta.dataSkippingStatsColumns"] == "ingested_at, event_time"
+    stats = spark.sql(f"select add.stats from json.`{detail.location}/_delta_log/*.json` where add is not null").collect()
+    assert stats
+    for row in stats:
+        assert set(json.loads(row.stats)["minValues"]) == {"ingested_at", "event_time"}

@@ -21,6 +21,7 @@
 
 {{
     config(
+        tblproperties=delta_stats_on('ingested_at, event_time'),
         materialized='incremental',
         incremental_strategy='insert_overwrite',
         partition_by=['event_date'],

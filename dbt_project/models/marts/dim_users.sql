@@ -5,6 +5,7 @@
 
 {{
     config(
+        tblproperties=delta_stats_on('user_id'),
         unique_key='user_id',
     )
 }}

@@ -1,13 +1,14 @@
 -- Product-level funnel over all loaded events: event counts, and sessions that reached
 -- each step for the product (cumulative, as in fct_sessions), with the two step rates
 -- and the number of sessions that carted the product but did not buy it.
--- Incremental: the products of every session that received events since the last run
--- are recomputed from all their events (a late event can move a product's events from
--- one inactivity session to another, so not only the arrived events' products change).
+-- The sum of the product's session days (int_product_funnel_days). Incremental: the
+-- products with a day that the upstream run rebuilt (from the window's read_start on)
+-- are re-added from all their days.
 
 {{
     config(
         unique_key='product_id',
+        tblproperties=delta_stats_on('product_id'),
     )
 }}
 
@@ -15,70 +16,52 @@
 
 with
 
+days as (
+
+    select * from {{ ref('int_product_funnel_days') }}
+
+),
+
 {% if is_incremental() %}
 touched_products as (
 
-    {{ arrived_session_keys('product_id', window) }}
+    select distinct product_id from days where session_date >= {{ window.read_start }}
 
 ),
 
-events as (
+product_days as (
 
-    select all_events.* from {{ ref('int_events_sessionized') }} as all_events
-    left semi join touched_products on all_events.product_id = touched_products.product_id
+    select days.* from days
+    left semi join touched_products on days.product_id = touched_products.product_id
 
 ),
 {% else %}
-events as (
+product_days as (
 
-    select * from {{ ref('int_events_sessionized') }}
+    select * from days
 
 ),
 {% endif %}
 
-session_product as (
-
-    select
-        session_id,
-        product_id,
-        max(cast(event_type in ('view', 'cart', 'purchase') as int)) as reached_view,
-        max(cast(event_type in ('cart', 'purchase') as int)) as reached_cart,
-        max(cast(event_type = 'purchase' as int)) as reached_purchase,
-        max(cast(event_type = 'cart' as int)) as has_cart_event
-    from events
-    group by session_id, product_id
-
-),
-
-session_steps as (
+products as (
 
     select
         product_id,
-        sum(reached_view) as view_sessions,
-        sum(reached_cart) as cart_sessions,
-        sum(reached_purchase) as purchase_sessions,
-        sum(case when has_cart_event = 1 and reached_purchase = 0 then 1 else 0 end) as cart_abandoned_sessions
-    from session_product
-    group by product_id
-
-),
-
-product_events as (
-
-    select
-        product_id,
-        max_by(category_top, struct(event_time, event_id)) as category_top,
-        max_by(category_code, struct(event_time, event_id)) as category_code,
-        max_by(brand, struct(event_time, event_id)) as brand,
-        count_if(event_type = 'view') as views,
-        count_if(event_type = 'cart') as carts,
-        count_if(event_type = 'remove_from_cart') as removes,
-        count_if(event_type = 'purchase') as purchases,
-        cast(coalesce(sum(case when event_type = 'purchase' then cast(price as decimal(12, 2)) end), 0) as decimal(18, 2))
-            as revenue,
-        min(event_time) as first_seen,
-        max(event_time) as last_seen
-    from events
+        max_by(category_top, struct(latest_event_time, latest_event_id)) as category_top,
+        max_by(category_code, struct(latest_event_time, latest_event_id)) as category_code,
+        max_by(brand, struct(latest_event_time, latest_event_id)) as brand,
+        cast(sum(views) as bigint) as views,
+        cast(sum(carts) as bigint) as carts,
+        cast(sum(removes) as bigint) as removes,
+        cast(sum(purchases) as bigint) as purchases,
+        cast(sum(revenue) as decimal(18, 2)) as revenue,
+        cast(sum(view_sessions) as bigint) as view_sessions,
+        cast(sum(cart_sessions) as bigint) as cart_sessions,
+        cast(sum(purchase_sessions) as bigint) as purchase_sessions,
+        cast(sum(cart_abandoned_sessions) as bigint) as cart_abandoned_sessions,
+        min(first_seen) as first_seen,
+        max(last_seen) as last_seen
+    from product_days
     group by product_id
 
 ),
@@ -86,25 +69,24 @@ product_events as (
 final as (
 
     select
-        product_events.product_id,
-        product_events.category_top,
-        product_events.category_code,
-        product_events.brand,
-        product_events.views,
-        product_events.carts,
-        product_events.removes,
-        product_events.purchases,
-        product_events.revenue,
-        session_steps.view_sessions,
-        session_steps.cart_sessions,
-        session_steps.purchase_sessions,
-        session_steps.cart_abandoned_sessions,
-        cast(session_steps.cart_sessions / nullif(session_steps.view_sessions, 0) as double) as view_to_cart_rate,
-        cast(session_steps.purchase_sessions / nullif(session_steps.cart_sessions, 0) as double) as cart_to_purchase_rate,
-        product_events.first_seen,
-        product_events.last_seen
-    from product_events
-    inner join session_steps on product_events.product_id = session_steps.product_id
+        product_id,
+        category_top,
+        category_code,
+        brand,
+        views,
+        carts,
+        removes,
+        purchases,
+        revenue,
+        view_sessions,
+        cart_sessions,
+        purchase_sessions,
+        cart_abandoned_sessions,
+        cast(cart_sessions / nullif(view_sessions, 0) as double) as view_to_cart_rate,
+        cast(purchase_sessions / nullif(cart_sessions, 0) as double) as cart_to_purchase_rate,
+        first_seen,
+        last_seen
+    from products
 
 )
 

@@ -10,6 +10,7 @@
 
 {{
     config(
+        tblproperties=delta_stats_on('session_start, user_id'),
         unique_key='session_id',
         partition_by=['session_date'],
         pre_hook="{{ delete_vanished_sessions('session_date') }}",

@@ -7,6 +7,8 @@
 -- Incremental: the days from the window start are rebuilt (partition overwrite) from
 -- their events and the categories' last rows before the window (macros/accumulate.sql).
 
+{{ config(tblproperties=delta_stats_on('category_top')) }}
+
 {%- set window = arrival_window() %}
 
 with

@@ -8,6 +8,8 @@
 -- Incremental: the days from the window start are rebuilt (partition overwrite) from
 -- their events and the products' last rows before the window (macros/accumulate.sql).
 
+{{ config(tblproperties=delta_stats_on('product_id')) }}
+
 {%- set window = arrival_window() %}
 
 with

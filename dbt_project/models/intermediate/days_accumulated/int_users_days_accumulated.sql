@@ -10,6 +10,8 @@
 -- Incremental: the days from the window start are rebuilt (partition overwrite) from
 -- their events and the users' last rows before the window (macros/accumulate.sql).
 
+{{ config(tblproperties=delta_stats_on('user_id')) }}
+
 {% set categories = top_level_categories() %}
 {%- set window = arrival_window() %}
 {#- (the day's own number, its total over earlier days, type) -#}

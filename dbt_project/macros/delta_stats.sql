@@ -1,0 +1,17 @@
+{#-
+    Table properties that limit Delta's per-file statistics to `columns` (a comma-
+    separated list): the columns that queries filter on, so that Delta can still skip
+    files by them.
+
+    Why: by default Delta computes min, max and null count of the first 32 columns for
+    every file it writes. On this project's wide tables that is a fifth of each write
+    (10 M sessionized events: 33.5 s with the default, 25.1 s with no statistics), and
+    nothing filters on most of those columns: dates are partition columns, and the
+    merges prune by partition (`merge_prune_column`).
+
+    Applies when dbt creates the table (the first run or `--full-refresh`); an existing
+    table keeps the statistics it was created with until then.
+-#}
+{% macro delta_stats_on(columns) -%}
+    {{ return({'delta.dataSkippingStatsColumns': columns}) }}
+{%- endmacro %}

@@ -1,0 +1,111 @@
+-- The product funnel of each session start day: per (product, session_date), the
+-- product's events in the sessions that started that day, and how many of those
+-- sessions reached each step for it. fct_product_funnel adds up a product's days.
+--
+-- Why a table of days: a product's funnel counts sessions over all of its history, so
+-- an incremental run that recomputed it from events would read every event of every
+-- touched product (most of int_events_sessionized after a day of traffic). These rows
+-- are additive, since a (session, product) pair belongs to exactly one session start
+-- day, so a run rebuilds only the days whose sessions can have changed, and the mart
+-- reads one narrow row per product and day.
+--
+-- Dated by the session's start (fct_sessions.session_date), not by each event's date,
+-- so that a session's steps for a product are counted once. Incremental: the days from
+-- the window's `read_start` are replaced (REPLACE WHERE, macros/incremental_writes.sql):
+-- a session that received events started then or later, and every event of a session
+-- starting then is dated then or later.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='insert_overwrite',
+        partition_by=['session_date'],
+        on_schema_change='fail',
+        tblproperties=delta_stats_on('product_id'),
+        meta={'rebuilds_from': 'read_start'},
+        post_hook=[
+            'set spark.sql.sources.partitionOverwriteMode = STATIC',
+            "{{ record_arrivals() }}",
+        ],
+    )
+}}
+
+{%- set window = arrival_window() %}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}
+    {% endif %}
+
+),
+
+sessions as (
+
+    select session_id, session_date from {{ ref('fct_sessions') }}
+    {% if is_incremental() %}
+    where session_date >= {{ window.read_start }}
+    {% endif %}
+
+),
+
+session_product as (
+
+    -- one row per (session, product); the join and this aggregate share one shuffle by session
+    select
+        events.session_id,
+        events.product_id,
+        sessions.session_date,
+        max(cast(events.event_type in ('view', 'cart', 'purchase') as int)) as reached_view,
+        max(cast(events.event_type in ('cart', 'purchase') as int)) as reached_cart,
+        max(cast(events.event_type = 'purchase' as int)) as reached_purchase,
+        max(cast(events.event_type = 'cart' as int)) as has_cart_event,
+        count_if(events.event_type = 'view') as views,
+        count_if(events.event_type = 'cart') as carts,
+        count_if(events.event_type = 'remove_from_cart') as removes,
+        count_if(events.event_type = 'purchase') as purchases,
+        sum(case when events.event_type = 'purchase' then cast(events.price as decimal(12, 2)) end) as revenue,
+        min(events.event_time) as first_seen,
+        max(events.event_time) as last_seen,
+        max(struct(events.event_time, events.event_id)) as latest_event,
+        max_by(
+            struct(events.category_top, events.category_code, events.brand),
+            struct(events.event_time, events.event_id)
+        ) as latest
+    from events
+    inner join sessions on events.session_id = sessions.session_id
+    group by events.session_id, events.product_id, sessions.session_date
+
+),
+
+final as (
+
+    select
+        product_id,
+        session_date,
+        cast(sum(views) as bigint) as views,
+        cast(sum(carts) as bigint) as carts,
+        cast(sum(removes) as bigint) as removes,
+        cast(sum(purchases) as bigint) as purchases,
+        cast(coalesce(sum(revenue), 0) as decimal(18, 2)) as revenue,
+        cast(sum(reached_view) as bigint) as view_sessions,
+        cast(sum(reached_cart) as bigint) as cart_sessions,
+        cast(sum(reached_purchase) as bigint) as purchase_sessions,
+        cast(sum(case when has_cart_event = 1 and reached_purchase = 0 then 1 else 0 end) as bigint)
+            as cart_abandoned_sessions,
+        min(first_seen) as first_seen,
+        max(last_seen) as last_seen,
+        max_by(latest.category_top, latest_event) as category_top,
+        max_by(latest.category_code, latest_event) as category_code,
+        max_by(latest.brand, latest_event) as brand,
+        max(latest_event).event_time as latest_event_time,
+        max(latest_event).event_id as latest_event_id
+    from session_product
+    group by product_id, session_date
+
+)
+
+select * from final
