@@ -54,8 +54,11 @@ sessions as (
 
 session_product as (
 
-    -- one row per (session, product); the join and this aggregate share one shuffle by session
-    select
+    -- one row per (session, product). Only fixed-width aggregates, so that Spark hashes
+    -- them: a max_by over strings here made it sort every event (about 24 s of 50 at 10 M
+    -- events), which is why fct_product_funnel looks up the latest event's category itself.
+    -- Revenue is summed in cents, exact like a decimal sum, for the same reason.
+    select /*+ SHUFFLE_HASH(sessions) */
         events.session_id,
         events.product_id,
         sessions.session_date,
@@ -67,14 +70,10 @@ session_product as (
         count_if(events.event_type = 'cart') as carts,
         count_if(events.event_type = 'remove_from_cart') as removes,
         count_if(events.event_type = 'purchase') as purchases,
-        sum(case when events.event_type = 'purchase' then cast(events.price as decimal(12, 2)) end) as revenue,
+        sum(case when events.event_type = 'purchase' then cast(cast(events.price as decimal(12, 2)) * 100 as bigint) end)
+            as revenue_cents,
         min(events.event_time) as first_seen,
-        max(events.event_time) as last_seen,
-        max(struct(events.event_time, events.event_id)) as latest_event,
-        max_by(
-            struct(events.category_top, events.category_code, events.brand),
-            struct(events.event_time, events.event_id)
-        ) as latest
+        max(events.event_time) as last_seen
     from events
     inner join sessions on events.session_id = sessions.session_id
     group by events.session_id, events.product_id, sessions.session_date
@@ -90,19 +89,14 @@ final as (
         cast(sum(carts) as bigint) as carts,
         cast(sum(removes) as bigint) as removes,
         cast(sum(purchases) as bigint) as purchases,
-        cast(coalesce(sum(revenue), 0) as decimal(18, 2)) as revenue,
+        cast(coalesce(sum(revenue_cents), 0) / 100 as decimal(18, 2)) as revenue,
         cast(sum(reached_view) as bigint) as view_sessions,
         cast(sum(reached_cart) as bigint) as cart_sessions,
         cast(sum(reached_purchase) as bigint) as purchase_sessions,
         cast(sum(case when has_cart_event = 1 and reached_purchase = 0 then 1 else 0 end) as bigint)
             as cart_abandoned_sessions,
         min(first_seen) as first_seen,
-        max(last_seen) as last_seen,
-        max_by(latest.category_top, latest_event) as category_top,
-        max_by(latest.category_code, latest_event) as category_code,
-        max_by(latest.brand, latest_event) as brand,
-        max(latest_event).event_time as latest_event_time,
-        max(latest_event).event_id as latest_event_id
+        max(last_seen) as last_seen
     from session_product
     group by product_id, session_date
 

@@ -47,9 +47,6 @@ products as (
 
     select
         product_id,
-        max_by(category_top, struct(latest_event_time, latest_event_id)) as category_top,
-        max_by(category_code, struct(latest_event_time, latest_event_id)) as category_code,
-        max_by(brand, struct(latest_event_time, latest_event_id)) as brand,
         cast(sum(views) as bigint) as views,
         cast(sum(carts) as bigint) as carts,
         cast(sum(removes) as bigint) as removes,
@@ -66,13 +63,32 @@ products as (
 
 ),
 
+latest as (
+
+    -- The category and brand of each product's latest event: its events at last_seen
+    -- (ties broken by event_id). The products are broadcast, and the join on the event's
+    -- date lets Spark prune int_events_sessionized to the days of those events.
+    select /*+ BROADCAST(last_events) */
+        last_events.product_id,
+        max_by(events.category_top, events.event_id) as category_top,
+        max_by(events.category_code, events.event_id) as category_code,
+        max_by(events.brand, events.event_id) as brand
+    from (select product_id, last_seen from products) as last_events
+    inner join {{ ref('int_events_sessionized') }} as events
+        on events.product_id = last_events.product_id
+        and events.event_date = cast(last_events.last_seen as date)
+        and events.event_time = last_events.last_seen
+    group by last_events.product_id
+
+),
+
 final as (
 
     select
-        product_id,
-        category_top,
-        category_code,
-        brand,
+        products.product_id,
+        latest.category_top,
+        latest.category_code,
+        latest.brand,
         views,
         carts,
         removes,
@@ -87,6 +103,7 @@ final as (
         first_seen,
         last_seen
     from products
+    inner join latest on products.product_id = latest.product_id
 
 )
 
