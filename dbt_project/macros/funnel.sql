@@ -14,15 +14,12 @@
 {%- endmacro %}
 
 {#-
-    Per (session, dimension value) funnel, e.g. by top-level category or brand: the
-    session reached `view` in a category if it has any view/cart/purchase event there,
-    `cart` if a cart or purchase event there, `purchase` if a purchase event there.
-    Dated by the session's start (from fct_sessions), like the daily funnel.
+    CTEs `events` and `sessions`: the events and the sessions (fct_sessions) that a funnel
+    dated by session start recomputes. Incremental runs take those from the window's
+    `read_start` on: a session that received events started then or later, and every
+    event of a session that started then is dated then or later.
 -#}
-{% macro dimension_funnel(dimension_expr, dimension_name, window) %}
-
-with
-
+{% macro events_and_sessions_from_read_start(window) %}
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
@@ -40,16 +37,37 @@ sessions as (
     {% endif %}
 
 ),
+{% endmacro %}
+
+{#-
+    Per (session, key) flags of the funnel steps reached (cumulative, see above), over
+    `events` grouped by session and key; has_cart_event tells abandonment apart.
+-#}
+{% macro reached_step_flags() -%}
+        max(cast(events.event_type in ('view', 'cart', 'purchase') as int)) as reached_view,
+        max(cast(events.event_type in ('cart', 'purchase') as int)) as reached_cart,
+        max(cast(events.event_type = 'purchase' as int)) as reached_purchase,
+        max(cast(events.event_type = 'cart' as int)) as has_cart_event
+{%- endmacro %}
+
+{#-
+    Per (session, dimension value) funnel, e.g. by top-level category or brand: the
+    session reached `view` in a category if it has any view/cart/purchase event there,
+    `cart` if a cart or purchase event there, `purchase` if a purchase event there.
+    Dated by the session's start (from fct_sessions), like the daily funnel.
+-#}
+{% macro dimension_funnel(dimension_expr, dimension_name, window) %}
+
+with
+
+{{ events_and_sessions_from_read_start(window) }}
 
 session_dimension as (
 
     select
         events.session_id,
         {{ dimension_expr }} as {{ dimension_name }},
-        max(cast(events.event_type in ('view', 'cart', 'purchase') as int)) as reached_view,
-        max(cast(events.event_type in ('cart', 'purchase') as int)) as reached_cart,
-        max(cast(events.event_type = 'purchase' as int)) as reached_purchase,
-        max(cast(events.event_type = 'cart' as int)) as has_cart_event,
+        {{ reached_step_flags() }},
         count_if(events.event_type = 'purchase') as purchases,
         coalesce(sum(case when events.event_type = 'purchase' then cast(events.price as decimal(12, 2)) end), 0) as revenue
     from events

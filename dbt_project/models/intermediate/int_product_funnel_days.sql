@@ -34,23 +34,7 @@
 
 with
 
-events as (
-
-    select * from {{ ref('int_events_sessionized') }}
-    {% if is_incremental() %}
-    where event_date >= {{ window.read_start }}
-    {% endif %}
-
-),
-
-sessions as (
-
-    select session_id, session_date from {{ ref('fct_sessions') }}
-    {% if is_incremental() %}
-    where session_date >= {{ window.read_start }}
-    {% endif %}
-
-),
+{{ events_and_sessions_from_read_start(window) }}
 
 session_product as (
 
@@ -62,10 +46,7 @@ session_product as (
         events.session_id,
         events.product_id,
         sessions.session_date,
-        max(cast(events.event_type in ('view', 'cart', 'purchase') as int)) as reached_view,
-        max(cast(events.event_type in ('cart', 'purchase') as int)) as reached_cart,
-        max(cast(events.event_type = 'purchase' as int)) as reached_purchase,
-        max(cast(events.event_type = 'cart' as int)) as has_cart_event,
+        {{ reached_step_flags() }},
         count_if(events.event_type = 'view') as views,
         count_if(events.event_type = 'cart') as carts,
         count_if(events.event_type = 'remove_from_cart') as removes,
