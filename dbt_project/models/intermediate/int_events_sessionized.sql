@@ -10,7 +10,7 @@
 -- staging de-duplication under it) is the most expensive step of the project, so it
 -- runs once per `dbt run`. Incremental (see macros/incremental.sql): the days from the
 -- earliest date among the events that arrived in bronze since the last run are rebuilt
--- whole (partition overwrite), the days before stay as they are. Events are read
+-- whole (REPLACE WHERE, one commit), the days before stay as they are. Events are read
 -- `max_session_days` further back so that a null-session event early in the window
 -- still sees the user's previous event.
 --

@@ -4,7 +4,7 @@
 
 -- A table, not a view: as a view the whole history would be recomputed inside
 -- each pass of fct_purchase_intent_features' MERGE over its source.
--- Incremental: the days from the window start are rebuilt (partition overwrite) from
+-- Incremental: the days from the window start are replaced (REPLACE WHERE) from
 -- their events and the categories' last rows before the window (macros/accumulate.sql).
 
 {{ config(tblproperties=delta_stats_on('category_top')) }}

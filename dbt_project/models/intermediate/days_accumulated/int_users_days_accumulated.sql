@@ -7,7 +7,7 @@
 
 -- A table, not a view: both feature marts join it, and as a view the whole history
 -- would be recomputed inside each of them (and inside each pass of their MERGE).
--- Incremental: the days from the window start are rebuilt (partition overwrite) from
+-- Incremental: the days from the window start are replaced (REPLACE WHERE) from
 -- their events and the users' last rows before the window (macros/accumulate.sql).
 
 {{ config(tblproperties=delta_stats_on('user_id')) }}
