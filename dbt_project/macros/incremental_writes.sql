@@ -51,3 +51,14 @@
 {% macro unchanged_statement() -%}
     {{ return("select 'unchanged: nothing arrived since the last run' as status") }}
 {%- endmacro %}
+
+{#-
+    Post-hook of every insert_overwrite model. dbt-spark switches the session to dynamic
+    partition overwrite for that strategy and leaves it so (our REPLACE WHERE write does
+    not need it); this restores Spark's default, because callers that run dbt in-process
+    (the pipeline, the tests) share the session, and their own `mode("overwrite")`
+    writes would otherwise replace only some partitions.
+-#}
+{% macro restore_static_partition_overwrite() -%}
+    set spark.sql.sources.partitionOverwriteMode = STATIC
+{%- endmacro %}

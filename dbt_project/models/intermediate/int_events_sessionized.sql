@@ -14,10 +14,7 @@
 -- `max_session_days` further back so that a null-session event early in the window
 -- still sees the user's previous event.
 --
--- dbt-spark switches the session to dynamic partition overwrite for this strategy and
--- leaves it so; the post-hook restores Spark's default, because callers that run dbt
--- in-process (the pipeline, the tests) share the session, and their own
--- `mode("overwrite")` writes would otherwise replace only some partitions.
+-- The first post-hook undoes a session setting of dbt-spark's (macros/incremental_writes.sql).
 
 {{
     config(
@@ -27,7 +24,7 @@
         partition_by=['event_date'],
         on_schema_change='fail',
         post_hook=[
-            'set spark.sql.sources.partitionOverwriteMode = STATIC',
+            "{{ restore_static_partition_overwrite() }}",
             "{{ record_arrivals(this) }}",
         ],
     )

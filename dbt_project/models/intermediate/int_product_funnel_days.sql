@@ -24,7 +24,7 @@
         tblproperties=delta_stats_on('product_id'),
         meta={'rebuilds_from': 'read_start'},
         post_hook=[
-            'set spark.sql.sources.partitionOverwriteMode = STATIC',
+            "{{ restore_static_partition_overwrite() }}",
             "{{ record_arrivals() }}",
         ],
     )
