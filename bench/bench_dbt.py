@@ -17,8 +17,9 @@ tree (Python + the Spark JVM) are sampled with psutil.
 
     python -m bench.bench_dbt --events 1000000 --events 10000000
 
-Uses its own lakehouse folder (--workdir, default /tmp/lakehouse-bench-dbt) so it never
-touches the user's marts; results are appended to bench/results/dbt.jsonl.
+Uses its own lakehouse folder (--workdir, default lakehouse-bench-dbt in the system temp
+folder) so it never touches the user's marts; results are appended to
+bench/results/dbt.jsonl.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -38,6 +40,8 @@ import typer
 from lakehouse.config import REPO_ROOT
 
 PY = sys.executable
+# The platform's temp folder (TMPDIR, TEMP...), not a fixed path: a fixed one does not exist everywhere.
+SCRATCH_DEFAULT = Path(tempfile.gettempdir()) / "lakehouse-bench-dbt"
 FLOOR_SQL = """
 select event_date, event_type, count(*) as n, count(distinct user_id) as users, sum(price) as amount
 from delta.`{path}` group by event_date, event_type
@@ -170,7 +174,7 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
 def cli(
     events: Annotated[list[int], typer.Option("--events", help="Sizes to benchmark (repeat the option).")] = [1_000_000, 10_000_000],  # noqa: B006
     days: Annotated[int, typer.Option(help="Days the generated events span.")] = 7,
-    workdir: Annotated[Path, typer.Option(help="Scratch folder (generated files and lakehouses).")] = Path("/tmp/lakehouse-bench-dbt"),
+    workdir: Annotated[Path, typer.Option(help="Scratch folder (generated files and lakehouses).")] = SCRATCH_DEFAULT,
     results: Annotated[Path, typer.Option(help="JSON lines file the results are appended to.")] = REPO_ROOT
     / "bench"
     / "results"

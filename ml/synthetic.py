@@ -20,7 +20,7 @@ import typer
 
 from ml.feature_contract import CATEGORIES, PURCHASE_LABEL, SESSION_COUNT_PREFIX, TARGET_PREFIX, USER_SHARE_PREFIX
 
-# Shares of top-level categories, roughly the REES46 ones (see /work/shared/data/README.md).
+# Shares of top-level categories, roughly the REES46 ones (see tests/data/README.md).
 _POPULARITY = np.array([36, 12, 6, 3, 3, 3, 1.5, 1.2, 1.0, 0.8, 0.4, 0.3, 0.3, 33], dtype=float)
 _POPULARITY = _POPULARITY / _POPULARITY.sum()
 _MEAN_EVENTS = 4.0

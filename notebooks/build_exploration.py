@@ -113,8 +113,8 @@ if (quarantine / "_delta_log").exists():
 ### Event-type mix
 
 The published REES46 months are about 94–96 % views, 2–4.5 % carts and 1.4–1.8 % purchases (see
-`/work/shared/data/README.md`); a realistic data set, generated or real, should look similar. A mix far off these
-shares usually means a broken producer or ingest, not a change in shoppers.""",
+`tests/data/README.md`); a realistic data set, generated or real, should look similar. A mix far off these shares
+usually means a broken producer or ingest, not a change in shoppers.""",
     ),
     (
         "code",

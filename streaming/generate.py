@@ -39,7 +39,7 @@ import typer
 
 from streaming.events import CSV_COLUMNS
 
-# --- calibration targets (see /work/shared/data/README.md) -------------------------------------
+# --- calibration targets (see tests/data/README.md) -----------------------------------------------
 
 EMPTY_CODE_SHARE = 0.33  # rows with an empty category_code
 DUPLICATE_RATE = 0.005  # fully identical duplicate rows

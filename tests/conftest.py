@@ -32,7 +32,8 @@ for _key, _value in _TEST_ENV.items():
 from lakehouse import config, services  # noqa: E402  (after the environment is set)
 
 REPO_ROOT = config.REPO_ROOT
-SAMPLE_CSV = REPO_ROOT.parent / "shared" / "data" / "rees46-2019-Nov-first-682.csv"
+# Kept in the repository (provenance and terms in tests/data/README.md), so a bare clone can run the tests.
+SAMPLE_CSV = REPO_ROOT / "tests" / "data" / "rees46-2019-Nov-first-682.csv"
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jinja2
 import yaml
 
@@ -17,10 +19,10 @@ def _render_profile(environ: dict[str, str]) -> dict[str, str]:
     return {k: str(v) for k, v in out["server_side_parameters"].items()}
 
 
-def test_profile_spark_settings_equal_the_session_factory():
-    environ = {
-        "LAKEHOUSE_DIR": "/data/lake",
-        "LAKEHOUSE_DEPS_DIR": "/opt/deps",
+def test_profile_spark_settings_equal_the_session_factory(tmp_path: Path):
+    environ = {  # absolute folders outside the repository, as a deployment sets them
+        "LAKEHOUSE_DIR": str(tmp_path / "lake"),
+        "LAKEHOUSE_DEPS_DIR": str(tmp_path / "deps"),
         "SPARK_MASTER": "local[3]",
         "SPARK_SHUFFLE_PARTITIONS": "7",
     }
