@@ -28,6 +28,8 @@ from streaming.validate import validate_csv
 def numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
     """(line, source_line) for every data line; a header line is dropped, empty lines too.
 
+    CR LF line ends are Hadoop's line reader's business; a leading byte order mark is removed.
+
     Numbered in the JVM: a first pass counts the lines of each input split, and each
     line's number is its split's offset plus its index within the split
     (``monotonically_increasing_id`` keeps that index in its low 33 bits). A text read
@@ -46,7 +48,10 @@ def numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
     offset = F.element_at(F.array(*[F.lit(o).cast("bigint") for o in offsets] or [F.lit(0).cast("bigint")]), F.col("_split") + 1)
     in_split = F.col("_id").bitwiseAND((1 << 33) - 1)
     lines = text.select("line", (offset + in_split + 1).alias("source_line"))
-    is_header = (F.col("source_line") == 1) & F.col("line").startswith("event_time")
+    # A byte order mark is an encoding detail of the file, not part of its first field.
+    first = F.col("source_line") == 1
+    lines = lines.withColumn("line", F.when(first, F.regexp_replace("line", "^\ufeff", "")).otherwise(F.col("line")))
+    is_header = first & F.col("line").startswith("event_time")
     return lines.filter(~is_header & (F.length(F.trim(F.col("line"))) > 0))
 
 

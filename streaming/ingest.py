@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 import typer
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming.bronze import BronzePaths, ensure_tables, write_validated
-from streaming.producer import ensure_topic
-from streaming.validate import validate_json
+from streaming.producer import CSV_LINE_FORMAT, FORMAT_HEADER, SOURCE_FILE_HEADER, SOURCE_LINE_HEADER, ensure_topic
+from streaming.validate import validate_kafka
 
 log = logging.getLogger("streaming.ingest")
 
@@ -41,6 +41,7 @@ def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, startin
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
         .option("subscribe", topic)
+        .option("includeHeaders", "true")
         .option("startingOffsets", starting_offsets)
         .option("maxOffsetsPerTrigger", max_offsets)
         # Records deleted by retention before we read them cannot be recovered; report, don't crash.
@@ -51,16 +52,28 @@ def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, startin
 
 
 def with_coordinates(raw: DataFrame) -> DataFrame:
-    """Kafka records (stream or batch) as the value plus the coordinates every output row keeps."""
+    """Kafka records (stream or batch) as the value plus the coordinates every output row keeps.
+
+    A file line the producer could not read carries its file and line in headers
+    (``streaming.producer.bad_line_record``); they become the row's ``source_file`` and
+    ``source_line``. A source read without ``includeHeaders`` has no such records.
+    """
+
+    def header(name: str) -> Column:
+        if "headers" not in raw.columns:
+            return F.lit(None).cast("string")
+        return F.try_element_at(F.filter("headers", lambda h: h["key"] == name), F.lit(1))["value"].cast("string")
+
     return raw.select(
         "value",
+        (header(FORMAT_HEADER) == CSV_LINE_FORMAT.decode()).alias("is_csv_line"),
         F.lit("kafka").alias("source"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        F.lit(None).cast("string").alias("source_file"),
-        F.lit(None).cast("bigint").alias("source_line"),
+        header(SOURCE_FILE_HEADER).alias("source_file"),
+        header(SOURCE_LINE_HEADER).cast("bigint").alias("source_line"),
     )
 
 
@@ -68,7 +81,7 @@ def batch_writer(paths: BronzePaths, app_id: str):
     """The foreachBatch function: validate, then write bronze and quarantine idempotently."""
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        result = write_validated(batch, validate_json, paths, app_id, batch_id)
+        result = write_validated(batch, validate_kafka, paths, app_id, batch_id)
         log.info("batch %d: %d to bronze, %d to quarantine", batch_id, result.bronze, result.quarantine)
 
     return write

@@ -29,7 +29,7 @@ import typer
 
 from lakehouse import config
 from streaming.events import EVENT_TIME_FORMAT
-from streaming.rees46 import iter_events
+from streaming.rees46 import BadLine, iter_events
 
 # Throughput settings: acks from every in-sync replica, batches filled for a few ms, gzip
 # (the only codec kafka-python ships without extra packages). Idempotence keeps per-partition
@@ -43,6 +43,24 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "max_request_size": 4 * 1024 * 1024,
 }
 READ_CHUNK = 50_000
+
+# Kafka headers of a file line that holds no readable event. The line travels as it is,
+# so the ingest judges it by the backfill's CSV rules and quarantines it with its file
+# and line, as the backfill would: nothing is dropped or repaired on the way.
+FORMAT_HEADER = "lakehouse.format"
+CSV_LINE_FORMAT = b"rees46-csv-line"
+SOURCE_FILE_HEADER = "lakehouse.source_file"
+SOURCE_LINE_HEADER = "lakehouse.source_line"
+
+
+def bad_line_record(path: Path, bad: BadLine) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """(value, headers) of the Kafka record that carries one bad file line to quarantine."""
+    headers = [
+        (FORMAT_HEADER, CSV_LINE_FORMAT),
+        (SOURCE_FILE_HEADER, str(path).encode("utf-8")),
+        (SOURCE_LINE_HEADER, str(bad.line).encode("ascii")),
+    ]
+    return bad.raw, headers
 
 
 def make_producer(bootstrap: str | None = None, **overrides: Any):
@@ -138,10 +156,13 @@ def produce_file(
     bootstrap: str | None = None,
     progress: bool = False,
     on_sent: Callable[[int], None] | None = None,
+    on_bad_line: Callable[[BadLine], None] | None = None,
 ) -> int:
-    """Send the file's events to ``topic`` and return how many were acknowledged.
+    """Send the file's events to ``topic`` and return how many records were acknowledged.
 
-    On KeyboardInterrupt the events already handed over are flushed and the
+    A line that holds no readable event is sent as it is, marked as a CSV line with its
+    file and line (:func:`bad_line_record`), for the ingest to quarantine; it counts as
+    a record sent, and ``on_bad_line`` (if given) hears of it. On KeyboardInterrupt the events already handed over are flushed and the
     interrupt is re-raised with the count as ``exc.sent``.
     """
     cfg = config.load()
@@ -153,8 +174,10 @@ def produce_file(
     sent = 0
     failures: list[BaseException] = []
     bar = _progress_bar(progress, limit, path)
+    source = Path(path).resolve()
+    bad_lines: list[BadLine] = []
     try:
-        for chunk in iter_events(path, chunksize=READ_CHUNK):
+        for chunk in iter_events(path, chunksize=READ_CHUNK, on_bad_line=bad_lines.append):
             for key, value, ts in messages(chunk):
                 if limit is not None and sent >= limit:
                     break
@@ -163,6 +186,15 @@ def produce_file(
                 sent += 1
                 if bar is not None and sent % 1000 == 0:
                     bar.update(1000)
+            for bad in bad_lines:
+                if limit is not None and sent >= limit:
+                    break
+                value, headers = bad_line_record(source, bad)
+                producer.send(topic, value=value, headers=headers).add_errback(failures.append)
+                sent += 1
+                if on_bad_line:
+                    on_bad_line(bad)
+            bad_lines.clear()
             if limit is not None and sent >= limit:
                 break
             if on_sent:
@@ -232,13 +264,25 @@ def cli(
     if rate is not None and speed is not None:
         raise typer.BadParameter("use --rate or --speed, not both")
     started = time.monotonic()
+    bad: list[BadLine] = []
     try:
-        n = produce_file(file, topic, rate=rate, speed=speed, partitions=partitions, limit=limit, progress=not quiet)
+        n = produce_file(
+            file, topic, rate=rate, speed=speed, partitions=partitions, limit=limit, progress=not quiet, on_bad_line=bad.append
+        )
     except KeyboardInterrupt as exc:
         typer.echo(f"\ninterrupted: {getattr(exc, 'sent', 0):,} events sent and flushed", err=True)
         raise typer.Exit(130) from None
     elapsed = time.monotonic() - started
-    typer.echo(f"sent {n:,} events to {topic or config.load()['KAFKA_TOPIC']} in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f} ev/s)")
+    typer.echo(f"sent {n:,} records to {topic or config.load()['KAFKA_TOPIC']} in {elapsed:.1f} s ({n / max(elapsed, 1e-9):,.0f} ev/s)")
+    if bad:
+        typer.echo(describe_bad_lines(file, bad), err=True)
+
+
+def describe_bad_lines(path: str | Path, bad: list[BadLine], show: int = 3) -> str:
+    """A short note on the lines of ``path`` that were sent for quarantine (for people, not parsing)."""
+    first = "; ".join(f"line {b.line}: {b.problem}" for b in bad[:show])
+    more = f"; and {len(bad) - show:,} more" if len(bad) > show else ""
+    return f"{len(bad):,} line(s) of {Path(path).name} hold no readable event and were sent for quarantine ({first}{more})"
 
 
 def _interrupt(signum: int, frame: object) -> None:

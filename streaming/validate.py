@@ -49,37 +49,71 @@ def parse_json_payload(df: DataFrame, value_col: str = "value") -> DataFrame:
     ``pre_reason`` covers what makes a payload unreadable before looking at fields:
     oversize, invalid UTF-8, not a JSON object.
     """
-    text = F.col(value_col).cast("string")
-    size = F.coalesce(F.length(F.col(value_col)), F.lit(0))
-    parsed = F.from_json(text, RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
-    out = df.withColumn("payload", text).withColumn("payload_bytes", size.cast("int")).withColumn("f", parsed)
-    not_object = F.col("f").isNull() | F.col(f"f.{_CORRUPT}").isNotNull() | ~F.ltrim(F.col("payload")).startswith("{")
-    return out.withColumn(
-        "pre_reason",
-        _first(
-            (F.col("payload_bytes") > events.MAX_PAYLOAD_BYTES, "oversize_payload"),
-            (~F.expr("is_valid_utf8(payload)"), "invalid_utf8"),
-            (not_object, "invalid_json"),
-        ),
-    )
+    value = F.col(value_col)
+    out = df.select("*", _text(value), _byte_size(value), _from_json(F.col("payload")).alias("f"))
+    return out.withColumn("pre_reason", _json_pre_reason())
 
 
 def parse_csv_line(df: DataFrame, line_col: str = "line") -> DataFrame:
     """The CSV counterpart of :func:`parse_json_payload` for one REES46 line per row."""
+    line = F.col(line_col)
+    out = df.select("*", line.alias("payload"), F.length(F.encode(line, "UTF-8")).cast("int").alias("payload_bytes"))
+    return out.withColumn("f", _from_csv(F.col("payload"))).withColumn("pre_reason", _csv_pre_reason())
+
+
+def parse_kafka_record(df: DataFrame, value_col: str = "value", csv_flag: str = "is_csv_line") -> DataFrame:
+    """:func:`parse_json_payload` for Kafka records, except those flagged as a file line the producer could not read.
+
+    Those travel as the raw line (``streaming.producer.bad_line_record``) and are judged
+    by the backfill's CSV rules, so a bad line ends in quarantine with the same reason
+    whichever door it came in by.
+    """
+    value, is_csv = F.col(value_col), F.coalesce(F.col(csv_flag), F.lit(False))
+    payload = F.col("payload")
+    out = df.select("*", _text(value), _byte_size(value))
+    out = out.withColumn("f", F.when(is_csv, _from_csv(payload)).otherwise(_from_json(payload)))
+    return out.withColumn("pre_reason", F.when(is_csv, _csv_pre_reason()).otherwise(_json_pre_reason()))
+
+
+def _text(value: Column) -> Column:
+    return value.cast("string").alias("payload")
+
+
+def _byte_size(value: Column) -> Column:
+    return F.coalesce(F.length(value), F.lit(0)).cast("int").alias("payload_bytes")
+
+
+def _from_json(payload: Column) -> Column:
+    return F.from_json(payload, RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+
+
+def _from_csv(payload: Column) -> Column:
     csv_schema = ", ".join(f"{c} string" for c in events.CSV_COLUMNS) + f", {_CORRUPT} string"
-    parsed = F.from_csv(F.col(line_col), csv_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
-    fields = F.size(F.split(F.col(line_col), ",", -1))
-    out = df.withColumn("payload", F.col(line_col)).withColumn("payload_bytes", F.length(F.encode(F.col(line_col), "UTF-8")).cast("int"))
-    out = out.withColumn("f", parsed)
-    # A quoted field may hold commas; only flag a wrong field count when there are no quotes.
-    bad_shape = F.col(f"f.{_CORRUPT}").isNotNull() | (~F.col(line_col).contains('"') & (fields != len(events.CSV_COLUMNS)))
-    return out.withColumn(
-        "pre_reason",
-        _first(
-            (F.col("payload_bytes") > events.MAX_PAYLOAD_BYTES, "oversize_payload"),
-            (~F.expr("is_valid_utf8(payload)"), "invalid_utf8"),
-            (bad_shape, "malformed_csv"),
-        ),
+    return F.from_csv(payload, csv_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+
+
+def _json_pre_reason() -> Column:
+    """Oversize, invalid UTF-8 or not one JSON object: read from ``payload``, ``payload_bytes`` and ``f``."""
+    not_object = F.col("f").isNull() | F.col(f"f.{_CORRUPT}").isNotNull() | ~F.ltrim(F.col("payload")).startswith("{")
+    return _first(
+        (F.col("payload_bytes") > events.MAX_PAYLOAD_BYTES, "oversize_payload"),
+        (~F.expr("is_valid_utf8(payload)"), "invalid_utf8"),
+        (not_object, "invalid_json"),
+    )
+
+
+def _csv_pre_reason() -> Column:
+    """Oversize, invalid UTF-8 or not nine CSV fields (with the count found, when there are no quotes)."""
+    payload = F.col("payload")
+    fields = F.size(F.split(payload, ",", -1))
+    n = len(events.CSV_COLUMNS)
+    # A quoted field may hold commas; only count fields when there are no quotes.
+    wrong_count = ~payload.contains('"') & (fields != n)
+    return _first(
+        (F.col("payload_bytes") > events.MAX_PAYLOAD_BYTES, "oversize_payload"),
+        (~F.expr("is_valid_utf8(payload)"), "invalid_utf8"),
+        (wrong_count, F.concat(F.lit(f"malformed_csv:expected {n} fields, found "), fields.cast("string"))),
+        (F.col(f"f.{_CORRUPT}").isNotNull(), f"malformed_csv:not {n} fields (quoted)"),
     )
 
 
@@ -130,7 +164,7 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     min_time = F.to_timestamp(F.lit(events.MIN_EVENT_TIME))
     max_time = (F.current_timestamp() if now is None else F.lit(now)) + F.expr(f"INTERVAL {events.MAX_FUTURE_SECONDS} SECONDS")
     rule = _first(
-        (F.col("pre_reason").isNotNull(), F.concat(F.col("pre_reason"), F.lit(":"))),
+        (F.col("pre_reason").isNotNull(), F.col("pre_reason")),
         *[(v[c].isNull(), f"missing_field:{c}") for c in events.REQUIRED_FIELDS],
         *[(~F.col(f"_id_ok_{c}") | ids[c].isNull(), f"wrong_type:{c}") for c in _INT_FIELDS],
         (~F.col("_price_ok"), "wrong_type:price"),
@@ -162,6 +196,11 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
 def validate_json(records: DataFrame, now: datetime | None = None) -> DataFrame:
     """Kafka records (a ``value`` column of JSON) parsed and validated."""
     return validate_fields(parse_json_payload(records), now)
+
+
+def validate_kafka(records: DataFrame, now: datetime | None = None) -> DataFrame:
+    """Kafka records of the ingest (``value`` plus the ``is_csv_line`` flag of the producer's header) parsed and validated."""
+    return validate_fields(parse_kafka_record(records), now)
 
 
 def validate_csv(records: DataFrame, now: datetime | None = None) -> DataFrame:

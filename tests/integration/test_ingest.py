@@ -165,3 +165,52 @@ def test_backfill_numbers_lines_across_input_splits(spark, cfg, sample_csv, tmp_
     assert [(r.source_line, r.reason) for r in quarantine.filter(F.col("source_file") == str(path.resolve())).collect()] == [
         (601, "unknown_event_type")
     ]
+
+
+def dirty_copy(sample_csv, path):
+    """The sample as a real download may look: BOM, header, CR LF, a bad value, a blank line, a truncated last line.
+
+    Returns the file and {line: reason} of the lines that hold no event.
+    """
+    lines = sample_csv.read_text(encoding="utf-8").splitlines()
+    header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+    bad_value = lines[99].replace(",", ",x", 1).split(",")  # event_type "xview"
+    body = [header, *lines[:100], ",".join(bad_value), "", *lines[100:-1], lines[-1].rsplit(",", 1)[0]]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(body).encode("utf-8"))  # no line end after the truncated line
+    return path, {102: "unknown_event_type", len(body): "malformed_csv"}
+
+
+def test_a_dirty_file_lands_the_same_through_kafka_and_through_the_backfill(spark, cfg, kafka, tmp_topic, sample_csv, tmp_path):
+    """Nothing lost, nothing invented: every line is an event in bronze or a quarantine row with its file and line."""
+    from streaming.producer import produce_file
+
+    path, expected = dirty_copy(sample_csv, tmp_path / "dirty.csv")
+    reported = []
+    sent = produce_file(path, topic=tmp_topic, bootstrap=kafka, on_bad_line=reported.append)
+    assert sent == 682 + 2  # the sample's lines but the truncated last, plus the bad value's and the truncated line
+    assert [(b.line, b.problem) for b in reported] == [(len(path.read_bytes().split(b"\r\n")), "expected 9 fields, found 8")]
+
+    query = ingest.start(spark, cfg, topic=tmp_topic, available_now=True, starting_offsets="earliest")
+    query.awaitTermination(600)
+    assert query.exception() is None
+    bronze, quarantine = _tables(spark, cfg)
+    via_kafka = bronze.filter(F.col("kafka_topic") == tmp_topic)
+    assert via_kafka.count() == 682
+    rejects = quarantine.filter(F.col("kafka_topic") == tmp_topic).collect()
+    truncated = [r for r in rejects if r.reason == "malformed_csv"]
+    assert len(truncated) == 1 and truncated[0].source_file == str(path.resolve())
+    assert truncated[0].source_line == max(expected) and truncated[0].reason_detail == "expected 9 fields, found 8"
+    assert truncated[0].raw_payload == path.read_bytes().split(b"\r\n")[-1].decode()
+    assert sorted(r.reason for r in rejects) == sorted(expected.values())
+    assert all(reconcile_report.ok for reconcile_report in reconcile.reconcile(spark, cfg, tmp_topic))
+
+    loaded = backfill.backfill_file(spark, cfg, path)
+    assert (loaded.bronze, loaded.quarantine) == (682, 2)
+    by_file = quarantine.filter(F.col("source_file") == str(path.resolve())).filter(F.col("source").isin("file"))
+    assert {(r.source_line, r.reason) for r in by_file.collect()} == set(expected.items())
+    # The same events, whichever door: the BOM, the header and CR LF left no trace in the values.
+    columns = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]
+    from_file = bronze.filter(F.col("source_file") == str(path.resolve())).select(*columns)
+    assert via_kafka.select(*columns).exceptAll(from_file).count() == 0
+    assert from_file.exceptAll(via_kafka.select(*columns)).count() == 0
+    assert from_file.filter(F.col("user_session").endswith("\r")).count() == 0

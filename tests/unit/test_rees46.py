@@ -155,3 +155,26 @@ def test_raw_records_pass_text_through(sample_csv: Path, sample_lines: list[str]
     bad = _with_line(sample_lines, 6, "only,three,fields\n", tmp_path / "short.csv")
     with pytest.raises(ValueError, match=re.escape("short.csv line 6: expected 9 fields, found 3")):
         list(iter_raw_records(bad))
+
+
+def test_a_dirty_download_reads_as_the_clean_rows_with_the_bad_lines_handed_over(sample: pd.DataFrame, sample_lines: list[str], tmp_path):
+    """BOM, header, CR LF, a blank line and a truncated last line without a line end: as a cut download looks."""
+    body = [",".join(CSV_COLUMNS), *(line.rstrip("\n") for line in sample_lines[:-1]), "", sample_lines[-1].rsplit(",", 1)[0]]
+    path = tmp_path / "dirty.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(body).encode("utf-8"))
+    bad = []
+    frame = pd.concat(iter_events(path, chunksize=100, on_bad_line=bad.append), ignore_index=True)
+    pd.testing.assert_frame_equal(frame.drop(columns="source_line"), sample.iloc[:-1].drop(columns="source_line"))
+    assert frame["source_line"].tolist() == list(range(2, 684))  # line 1 is the header
+    assert [(b.line, b.problem) for b in bad] == [(len(body), "expected 9 fields, found 8")]
+    assert bad[0].raw == body[-1].encode()
+    with pytest.raises(ValueError, match=re.escape(f"dirty.csv line {len(body) - 1}: expected 9 fields, found 0")):
+        read_events(path)  # strict: the blank line is the first line that is not an event
+
+
+def test_a_value_of_the_wrong_type_is_handed_over_and_its_neighbours_kept(sample_lines: list[str], tmp_path) -> None:
+    path = _with_line(sample_lines, 5, sample_lines[4].replace(",1004775,", ",abc,"), tmp_path / "typo.csv")
+    bad = []
+    frame = pd.concat(iter_events(path, chunksize=3, on_bad_line=bad.append), ignore_index=True)
+    assert len(frame) == 682 and 5 not in set(frame["source_line"])
+    assert [(b.line, b.problem) for b in bad] == [(5, "product_id 'abc' is not an integer")]
