@@ -12,32 +12,35 @@ PY := $(VENV)/bin/python
 STAMPS := $(DEPS)/stamps
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint services-start services-stop services-status clean
+STEP := bash setup/step.sh $(STAMPS)
 
-setup: $(STAMPS)/venv $(STAMPS)/spark-jars $(STAMPS)/kafka-jars $(STAMPS)/ferretdb ## install Python deps, jars and FerretDB
+.PHONY: setup venv spark-jars kafka-jars ferretdb run test test-fast lint services-start services-stop services-status clean
 
-$(STAMPS)/venv: requirements.txt
-	@echo ">> Python packages (pinned, requirements.txt) into $(VENV)"
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
-	@mkdir -p $(STAMPS) && touch $@
+setup: venv spark-jars kafka-jars ferretdb ## install Python deps, jars and FerretDB
 
-$(STAMPS)/spark-jars: setup/pom-spark.xml
-	@echo ">> Delta Lake and Spark Kafka connector jars (Maven Central) into $(DEPS)/jars/spark"
-	rm -rf $(DEPS)/jars/spark
-	mvn -q -B -f setup/pom-spark.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/spark
-	@mkdir -p $(STAMPS) && touch $@
+venv: ## the pinned Python packages (enough for `make lint` and `make test-fast`)
+	@$(STEP) venv $(PY) requirements.txt -- bash -c '\
+	  echo ">> Python packages (pinned, requirements.txt) into $(VENV)"; \
+	  test -x $(PY) || python3 -m venv $(VENV); \
+	  $(PY) -m pip install -q --disable-pip-version-check -r requirements.txt'
 
-$(STAMPS)/kafka-jars: setup/pom-kafka.xml
-	@echo ">> Apache Kafka broker jars (Maven Central) into $(DEPS)/jars/kafka"
-	rm -rf $(DEPS)/jars/kafka
-	mvn -q -B -f setup/pom-kafka.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/kafka
-	@mkdir -p $(STAMPS) && touch $@
+spark-jars:
+	@$(STEP) spark-jars $(DEPS)/jars/spark setup/pom-spark.xml -- bash -c '\
+	  echo ">> Delta Lake and Spark Kafka connector jars (Maven Central) into $(DEPS)/jars/spark"; \
+	  rm -rf $(DEPS)/jars/spark; \
+	  mvn -q -B -f setup/pom-spark.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/spark'
 
-$(STAMPS)/ferretdb: setup/ferretdb/main.go setup/ferretdb/go.mod setup/ferretdb/go.sum setup/ferretdb/build.sh $(wildcard setup/ferretdb/*.patch)
-	@echo ">> FerretDB v1.24.2 (Go module proxy, plus the patches in setup/ferretdb) into $(DEPS)/bin"
-	bash setup/ferretdb/build.sh $(DEPS)
-	@mkdir -p $(STAMPS) && touch $@
+kafka-jars:
+	@$(STEP) kafka-jars $(DEPS)/jars/kafka setup/pom-kafka.xml -- bash -c '\
+	  echo ">> Apache Kafka broker jars (Maven Central) into $(DEPS)/jars/kafka"; \
+	  rm -rf $(DEPS)/jars/kafka; \
+	  mvn -q -B -f setup/pom-kafka.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/kafka'
+
+ferretdb:
+	@$(STEP) ferretdb $(DEPS)/bin/ferretdb setup/ferretdb/main.go setup/ferretdb/go.mod setup/ferretdb/go.sum setup/ferretdb/build.sh \
+	  $(wildcard setup/ferretdb/*.patch) -- bash -c '\
+	  echo ">> FerretDB v1.24.2 (Go module proxy, plus the patches in setup/ferretdb) into $(DEPS)/bin"; \
+	  bash setup/ferretdb/build.sh $(DEPS)'
 
 run: setup ## the main job, end to end, on the embedded defaults
 	$(PY) -m lakehouse.pipeline $(RUN_ARGS)
@@ -45,10 +48,10 @@ run: setup ## the main job, end to end, on the embedded defaults
 test: setup ## the whole test suite: unit, integration and end to end
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup ## unit tests only (no JVM, no services)
+test-fast: venv ## unit tests only (no JVM, no services)
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-lint: setup
+lint: venv ## ruff, as CI runs it
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

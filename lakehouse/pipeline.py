@@ -90,18 +90,27 @@ def _hold_out_last_day(path: Path, last_day: date, live_events: int) -> tuple[Pa
     return main, live
 
 
-def _produce_once(cfg: config.Config, path: Path, topic: str) -> int:
-    """Replay the file unless this very file was already replayed to this topic."""
-    from streaming.producer import produce_file
+def _produce_once(cfg: config.Config, path: Path, topic: str) -> dict[str, Any]:
+    """Replay the file unless this very file was already replayed to this topic.
+
+    Returns the records sent and the file's lines that hold no readable event (sent
+    on for quarantine, counted in the summary).
+    """
+    from streaming.producer import describe_bad_lines, produce_file
 
     marker = cfg.lakehouse_dir / "input" / f".produced-{topic}-{path.name}.json"
     if marker.exists():
-        sent = json.loads(marker.read_text())["sent"]
-        console.print(f"{path.name} already in topic {topic!r} ({sent:,} events); not sent again")
-        return sent
-    sent = produce_file(path, topic=topic, progress=True)
-    marker.write_text(json.dumps({"sent": sent, "file": str(path)}))
-    return sent
+        done = json.loads(marker.read_text())
+        console.print(f"{path.name} already in topic {topic!r} ({done['sent']:,} records); not sent again")
+        return done
+    bad: list = []
+    sent = produce_file(path, topic=topic, progress=True, on_bad_line=bad.append)
+    if bad:
+        console.print(f"[yellow]{describe_bad_lines(path, bad)}[/]")
+    done = {"sent": sent, "bad_lines": len(bad), "file": str(path)}
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(done))
+    return done
 
 
 def _ingest(spark, cfg: config.Config, topic: str) -> None:
@@ -163,14 +172,24 @@ def _funnel_headline(spark) -> dict[str, float]:
     }
 
 
-def _train(spark, cfg: config.Config, output: Path) -> dict[str, dict[str, Any]]:
+def _train(spark, cfg: config.Config, output: Path, data_note: str) -> dict[str, dict[str, Any]]:
+    """Train both models; a task whose data cannot support a test says why instead of failing the run."""
+    from ml.splits import SplitError
     from ml.train import train
 
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for task in ("purchase", "category"):
-        result = train(task, spark=spark, output_dir=output, tracking_uri=cfg.mlflow_uri)
+        try:
+            result = train(task, spark=spark, output_dir=output, tracking_uri=cfg.mlflow_uri)
+        except SplitError as exc:
+            console.print(f"[yellow]{task} model not trained:[/] {exc}")
+            out[task] = {"trained": False, "why": str(exc)}
+            continue
         out[task] = {
+            "trained": True,
+            "data": data_note,
             "winner": result.winner,
+            "split": result.split,
             "test": {k: round(v, 4) for k, v in result.test_metrics.items()},
             "baselines": {b: {k: round(v, 4) for k, v in m.items()} for b, m in result.test_baselines.items()},
             "registered": f"{result.registration.name} v{result.registration.version}",
@@ -268,9 +287,12 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     table.add_column("what")
     table.add_column("value", overflow="fold")
     rec = facts.get("reconcile", {})
+    table.add_row("data", str(facts.get("data", "")))
     table.add_row(
         "events in Kafka / bronze / quarantine", f"{rec.get('kafka', 0):,} / {rec.get('bronze', 0):,} / {rec.get('quarantine', 0):,}"
     )
+    if facts.get("bad_lines"):
+        table.add_row("file lines with no readable event", f"{facts['bad_lines']:,} (in quarantine with file and line: {QUARANTINE_HINT})")
     for name, n in facts.get("layers", {}).items():
         table.add_row(f"rows in analytics.{name}", f"{n:,}")
     f = facts.get("funnel")
@@ -278,8 +300,13 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
         table.add_row("sessions (view / cart / purchase)", f"{f['sessions']:,} ({f['view']:,} / {f['cart']:,} / {f['purchase']:,})")
         table.add_row("view -> cart, cart -> purchase", f"{f['view_to_cart']:.1%}, {f['cart_to_purchase']:.1%}")
     for task, m in facts.get("models", {}).items():
+        if not m["trained"]:
+            table.add_row(f"{task} model", f"not trained: {m['why']}")
+            continue
         headline = {k: v for k, v in m["test"].items() if k in ("pr_auc", "roc_auc", "f1", "hit_at_3", "precision_at_3", "recall_at_3")}
-        table.add_row(f"{task} model ({m['winner']})", f"test {headline}; {m['registered']}; {m['champion']}")
+        split = m["split"]
+        where = f"{split['split_mode']} split, test from {split['split_test_start']} ({split['sessions_test']:,} sessions)"
+        table.add_row(f"{task} model ({m['winner']})", f"test {headline} on {where}; {m['registered']}; {m['champion']}")
     live = facts.get("live")
     if live:
         table.add_row(
@@ -292,10 +319,19 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     console.print(table)
     console.print(f"figures: {output / 'figures'}   predictions: {output / 'predictions.csv'}   categories: {output / 'category'}")
     console.print(f"MLflow UI: {cfg.mlflow_uri} (start it with `make services-start` if this run stopped it)")
-    console.print('query the marts: .venv/bin/python -m lakehouse.sql "select * from analytics.fct_funnel_daily order by event_date"')
+    for hint in HINTS:
+        console.print(hint)
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps({"timings_s": run.timings, **facts}, indent=2, default=str))
 
+
+# Commands the summary suggests; tests/e2e/test_newcomer.py runs each of them.
+FUNNEL_QUERY = "select * from analytics.fct_funnel_daily order by session_date"
+QUARANTINE_HINT = '.venv/bin/python -m lakehouse.sql "select reason, count(*) n from bronze.quarantine group by reason"'
+HINTS = (
+    f'query the marts: .venv/bin/python -m lakehouse.sql "{FUNNEL_QUERY}"',
+    f"see what was quarantined: {QUARANTINE_HINT}",
+)
 
 app = typer.Typer(add_completion=False)
 
@@ -333,7 +369,13 @@ def main(
             full = run.step("generate data", lambda: _generated_file(cfg, events + events // days, days + 1, first_day, seed))
             path, live = _hold_out_last_day(full, first_day + timedelta(days=days), live_events)
         run.facts["input"] = str(path)
-        run.facts["produced"] = run.step("replay through Kafka", lambda: _produce_once(cfg, path, topic))
+        run.facts["data"] = (
+            f"your file {path.name}"
+            if input_file is not None
+            else f"generated data (streaming.generate, seed {seed}): model figures describe the generator, not a real shop"
+        )
+        produced = run.step("replay through Kafka", lambda: _produce_once(cfg, path, topic))
+        run.facts["produced"], run.facts["bad_lines"] = produced["sent"], produced.get("bad_lines", 0)
         from lakehouse.spark import get_spark
 
         spark = get_spark("pipeline", catalog=True, cfg=cfg)
@@ -348,8 +390,11 @@ def main(
 
         run.facts["figures"] = run.step("figures", lambda: [str(p) for p in figures.draw_all(*figures.load_marts(), output / "figures")])
         if not skip_train:
-            run.facts["models"] = run.step("train models (grid search)", lambda: _train(spark, cfg, output))
-            if live_events > 0:
+            run.facts["models"] = run.step("train models (grid search)", lambda: _train(spark, cfg, output, run.facts["data"]))
+            untrained = [task for task, m in run.facts["models"].items() if not m["trained"]]
+            if untrained and live_events > 0:
+                console.print(f"[yellow]live scoring skipped:[/] the scorer needs both models; not trained: {', '.join(untrained)}")
+            elif live_events > 0:
                 live = live or _generated_file(cfg, live_events, 1, _day_after(spark), seed + 1)
                 run.facts["live"] = run.step("live scoring (streaming scorer)", lambda: _live_scoring(spark, cfg, live, topic, live_rate))
         _summary(run, cfg, output)

@@ -29,9 +29,31 @@ _SOURCE = re.compile(r"\{\{\s*source\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*,\s*['\"]([
 
 
 class OutputFormat(StrEnum):
+    auto = "auto"
     table = "table"
+    vertical = "vertical"
     csv = "csv"
     json = "json"
+
+
+def choose_format(columns: list[str], rows: list[tuple], width: int, is_terminal: bool) -> OutputFormat:
+    """What ``auto`` means: a table when it fits the terminal, one block per row when not, CSV into a pipe or file.
+
+    A table squeezed into 80 columns cuts every value to a few characters (a session
+    id becomes ``4d3b…``), which nobody can read; a pipe wants something a program can parse.
+    """
+    if not is_terminal:
+        return OutputFormat.csv
+    cells = [_cell(v) for r in rows for v in r]
+    if any("\n" in c for c in cells):
+        return OutputFormat.vertical
+    widths = [max([len(c), *(len(_cell(r[i])) for r in rows)]) for i, c in enumerate(columns)]
+    # rich's default box: one space of padding each side and a rule between columns and at both ends.
+    return OutputFormat.table if sum(widths) + 3 * len(widths) + 1 <= width else OutputFormat.vertical
+
+
+def _cell(value: object) -> str:
+    return "∅" if value is None else str(value)
 
 
 def render(sql: str, schema: str = MART_SCHEMA) -> str:
@@ -55,21 +77,41 @@ def run(sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
 
 
 def _print(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> None:
+    from rich.console import Console
+
+    console = Console()
+    if fmt is OutputFormat.auto:
+        fmt = choose_format(columns, rows, console.width, console.is_terminal)
     if fmt is OutputFormat.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         writer.writerows(rows)
     elif fmt is OutputFormat.json:
         print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2))
+    elif fmt is OutputFormat.vertical:
+        console.print(vertical(columns, rows), markup=False, highlight=False, soft_wrap=True)
     else:
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(*columns, show_lines=False)
+        for column in table.columns:
+            column.overflow = "fold"  # wrap a long value rather than cut it to "…"
         for r in rows:
-            table.add_row(*("∅" if v is None else str(v) for v in r))
-        Console().print(table)
+            table.add_row(*(_cell(v) for v in r))
+        console.print(table)
+    if fmt in (OutputFormat.table, OutputFormat.vertical):
         Console(stderr=True).print(f"[dim]{len(rows)} row(s)[/dim]")
+
+
+def vertical(columns: list[str], rows: list[tuple]) -> str:
+    """One block per row, a line per column (psql's expanded display): every value whole, at any width."""
+    name_width = max((len(c) for c in columns), default=0)
+    blocks = []
+    for i, r in enumerate(rows, start=1):
+        lines = [f"-[ row {i} ]" + "-" * max(0, name_width - 6)]
+        lines += [f"{c.ljust(name_width)} | {_cell(v)}" for c, v in zip(columns, r, strict=True)]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
 
 
 def cli(
@@ -77,7 +119,13 @@ def cli(
     file: Annotated[
         Path | None, typer.Option("-f", "--file", help="Read the SQL from this file (dbt ref()/source() are resolved).")
     ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="table (for people), csv or json (for scripts).")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="auto: a table if it fits the terminal, else one block per row (vertical), CSV when piped; or table, vertical, csv, json.",
+        ),
+    ] = OutputFormat.auto,
     limit: Annotated[int | None, typer.Option(help="Print at most this many rows.")] = None,
 ) -> None:
     """Run one SQL query on the lakehouse catalog (bronze.* and the dbt marts in analytics.*)."""

@@ -61,6 +61,7 @@ class TrainResult:
     summary_dir: Path
     output_files: list[Path] = field(default_factory=list)
     suspicious: list[str] = field(default_factory=list)
+    split: dict[str, object] = field(default_factory=dict)  # Split.describe(): mode, boundaries, rows and sessions per window
 
 
 def _check_tracking(uri: str) -> None:
@@ -75,6 +76,34 @@ def _check_tracking(uri: str) -> None:
             f"MLflow tracking server {uri} is not reachable ({exc}); start the embedded one with "
             "`python -m lakehouse.services start mlflow` or set MLFLOW_TRACKING_URI."
         ) from exc
+
+
+# Fewest sessions that reach the outcome (and that do not) in each window: below it a
+# metric is noise and a grid search picks at random, so the run says so and stops.
+MIN_SESSIONS_PER_OUTCOME = 5
+
+
+def require_learnable(task: str, labels: dict[str, np.ndarray], split) -> None:
+    """Raise ``SplitError`` saying what is missing when a window cannot train or judge a model.
+
+    A few hours of a shop (a sample file) hold a handful of purchases at most; a model
+    fitted and tested on them would print figures that mean nothing.
+    """
+    windows = {"train": split.train, "val": split.val, "test": split.test}
+    for name, frame in windows.items():
+        y = labels[name]
+        ids = frame["session_id"].to_numpy()
+        reached = y.astype(bool) if task == "purchase" else y.astype(bool).any(axis=1)
+        positive = len(np.unique(ids[reached]))
+        negative = len(np.unique(ids[~reached])) if task == "purchase" else len(np.unique(ids))
+        what = "sessions that go on to buy" if task == "purchase" else "sessions that go on to another category"
+        if positive < MIN_SESSIONS_PER_OUTCOME or negative < MIN_SESSIONS_PER_OUTCOME:
+            raise SplitError(
+                f"the {name} window ({split.describe()['split_mode']} split, {frame['session_id'].nunique():,} sessions) has "
+                f"{positive} {what}; each of train, validation and test needs at least {MIN_SESSIONS_PER_OUTCOME} "
+                f"(and {MIN_SESSIONS_PER_OUTCOME} that do not). Use more data: a file spanning several days "
+                "(a full day of REES46 holds thousands of purchases), or generated data (`--events`)."
+            )
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
@@ -173,6 +202,7 @@ def train(
     t = _Task(task, features, split.train)
     X = {k: getattr(split, k)[features].to_numpy(dtype=float) for k in ("train", "val", "test")}
     Y = {k: t.y(getattr(split, k)) for k in ("train", "val", "test")}
+    require_learnable(task, Y, split)
     grid = grid or models.default_grid(task)
     sel = SELECTION_METRIC[task]
     suspicious = metrics.suspicious_features(X["train"], Y["train"], features) if task == "purchase" else []
@@ -301,7 +331,9 @@ def train(
             if f.parent != summary_dir:
                 mlflow.log_artifact(str(f), "outputs")
         console.print(f"[green]{task}[/]: winner {winner}; test {sel}={test_m[sel]:.4f}; registered {name} v{reg.version}; {reg.reason}")
-    return TrainResult(task, parent.info.run_id, winner, sel, val_metrics, test_m, test_base, reg, summary_dir, files, suspicious)
+    return TrainResult(
+        task, parent.info.run_id, winner, sel, val_metrics, test_m, test_base, reg, summary_dir, files, suspicious, split.describe()
+    )
 
 
 def _load_input(path: Path) -> pd.DataFrame:

@@ -8,12 +8,21 @@
 -#}
 
 {% macro lakehouse_dir() -%}
-    {%- set dir = env_var('LAKEHOUSE_DIR', 'lakehouse-data') -%}
-    {%- if not dir.startswith('/') -%}
-        {#- relative like lakehouse.config: against the project root, where dbt runs -#}
-        {%- set dir = flags.PROJECT_DIR ~ '/' ~ dir if flags.PROJECT_DIR else dir -%}
+    {#-
+        An absolute path: Spark resolves a relative LOCATION against the schema's
+        warehouse folder, not against the folder dbt runs in, so `lakehouse-data`
+        would point bronze.events at lakehouse-data/warehouse/bronze.db/lakehouse-data/...
+        A relative LAKEHOUSE_DIR is read as lakehouse.config reads it: from the
+        project root, which is where dbt runs and so the Spark driver's working
+        folder (dbt's Jinja has no project path of its own to offer).
+    -#}
+    {%- set dir = env_var('LAKEHOUSE_DIR', 'lakehouse-data').rstrip('/') -%}
+    {%- if dir.startswith('/') or ':/' in dir -%}
+        {{- dir -}}
+    {%- else -%}
+        {%- set cwd = run_query("select reflect('java.lang.System', 'getProperty', 'user.dir')").columns[0].values()[0] -%}
+        {{- cwd.rstrip('/') ~ '/' ~ dir -}}
     {%- endif -%}
-    {{- dir.rstrip('/') -}}
 {%- endmacro %}
 
 {% macro bronze_events_ddl() -%}
@@ -26,14 +35,25 @@
 
 {% macro register_bronze_tables() %}
     {% if execute %}
+        {% set root = lakehouse_dir() %}
         {% do run_query('create schema if not exists bronze') %}
-        {% do run_query(
-            "create table if not exists bronze.events (" ~ bronze_events_ddl() ~ ") using delta"
-            ~ " partitioned by (event_date) location '" ~ lakehouse_dir() ~ "/bronze/events'"
-        ) %}
-        {% do run_query(
-            "create table if not exists bronze.quarantine (" ~ bronze_quarantine_ddl() ~ ") using delta"
-            ~ " partitioned by (ingested_date) location '" ~ lakehouse_dir() ~ "/bronze/quarantine'"
-        ) %}
+        {% do register_bronze_table('events', bronze_events_ddl(), 'event_date', root ~ '/bronze/events') %}
+        {% do register_bronze_table('quarantine', bronze_quarantine_ddl(), 'ingested_date', root ~ '/bronze/quarantine') %}
     {% endif %}
+{% endmacro %}
+
+{% macro register_bronze_table(name, columns, partition, location) %}
+    {#- A registration that points elsewhere (a moved lakehouse, or one made by an
+        older version at a relative path) is dropped first: the table is external,
+        so only the catalog entry goes, never the data. -#}
+    {% if run_query("show tables in bronze like '" ~ name ~ "'").rows | length > 0 %}
+        {% set registered = run_query('describe detail bronze.' ~ name).columns['location'].values()[0] %}
+        {% if registered.replace('file:', '').rstrip('/') != location.replace('file:', '').rstrip('/') %}
+            {% do run_query('drop table bronze.' ~ name) %}
+        {% endif %}
+    {% endif %}
+    {% do run_query(
+        "create table if not exists bronze." ~ name ~ " (" ~ columns ~ ") using delta"
+        ~ " partitioned by (" ~ partition ~ ") location '" ~ location ~ "'"
+    ) %}
 {% endmacro %}
