@@ -320,7 +320,7 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     console.print(f"figures: {output / 'figures'}   predictions: {output / 'predictions.csv'}   categories: {output / 'category'}")
     console.print(f"MLflow UI: {cfg.mlflow_uri} (start it with `make services-start` if this run stopped it)")
     for hint in HINTS:
-        console.print(hint)
+        console.print(hint, soft_wrap=True, markup=False, highlight=False)  # whole lines: a command to copy
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps({"timings_s": run.timings, **facts}, indent=2, default=str))
 
