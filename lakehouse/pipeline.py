@@ -172,15 +172,21 @@ def _funnel_headline(spark) -> dict[str, float]:
     }
 
 
-def _train(spark, cfg: config.Config, output: Path, data_note: str) -> dict[str, dict[str, Any]]:
-    """Train both models; a task whose data cannot support a test says why instead of failing the run."""
+def _train(spark, cfg: config.Config, output: Path, data_note: str, name_suffix: str = "") -> dict[str, dict[str, Any]]:
+    """Train both models; a task whose data cannot support a test says why instead of failing the run.
+
+    ``name_suffix`` registers them under names of their own (``purchase_intent_input``),
+    off the ones the live scorer serves.
+    """
+    from ml.feature_contract import TASK_SPECS
     from ml.splits import SplitError
     from ml.train import train
 
     out: dict[str, dict[str, Any]] = {}
     for task in ("purchase", "category"):
+        name = TASK_SPECS[task].registered_model + name_suffix
         try:
-            result = train(task, spark=spark, output_dir=output, tracking_uri=cfg.mlflow_uri)
+            result = train(task, spark=spark, output_dir=output, tracking_uri=cfg.mlflow_uri, data_note=data_note, registered_model=name)
         except SplitError as exc:
             console.print(f"[yellow]{task} model not trained:[/] {exc}")
             out[task] = {"trained": False, "why": str(exc)}
@@ -351,6 +357,11 @@ def main(
     live_events: int = typer.Option(20_000, help="Events of the live slice replayed through the streaming scorer (0: skip)."),
     live_rate: float = typer.Option(1_000, help="Events per second of the live slice."),
     keep_services: bool = typer.Option(False, "--keep-services", help="Leave Kafka, FerretDB and MLflow running at the end."),
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="With --input: register the models under the names the live scorer serves (default: <name>_input, kept off them).",
+    ),
 ) -> None:
     """Run the whole job: services, data, Kafka, ingest, dbt run/test, figures, training, live scoring, summary."""
     cfg = config.load()
@@ -390,9 +401,16 @@ def main(
 
         run.facts["figures"] = run.step("figures", lambda: [str(p) for p in figures.draw_all(*figures.load_marts(), output / "figures")])
         if not skip_train:
-            run.facts["models"] = run.step("train models (grid search)", lambda: _train(spark, cfg, output, run.facts["data"]))
-            untrained = [task for task, m in run.facts["models"].items() if not m["trained"]]
-            if untrained and live_events > 0:
+            suffix = "_input" if input_file is not None and not serve else ""
+            models = run.step("train models (grid search)", lambda: _train(spark, cfg, output, run.facts["data"], suffix))
+            run.facts["models"] = models
+            untrained = [task for task, m in models.items() if not m["trained"]]
+            if live_events > 0 and suffix:
+                console.print(
+                    "[yellow]live scoring skipped:[/] models trained on your file are registered as *_input, off the names the "
+                    "live scorer serves; pass --serve to register them under those names"
+                )
+            elif untrained and live_events > 0:
                 console.print(f"[yellow]live scoring skipped:[/] the scorer needs both models; not trained: {', '.join(untrained)}")
             elif live_events > 0:
                 live = live or _generated_file(cfg, live_events, 1, _day_after(spark), seed + 1)

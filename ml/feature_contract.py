@@ -99,6 +99,22 @@ def cart_feature(columns: Sequence[str]) -> str | None:
     return None
 
 
+def contract_features(task: str) -> list[str]:
+    """The ``f_*`` columns the task's mart declares in its dbt contract (``_ml_features.yml``), in order.
+
+    A model is promoted only when it was trained on exactly these: one trained on a
+    hand-made frame or an older mart could not score what the scorer computes.
+    """
+    import yaml
+
+    from lakehouse.config import REPO_ROOT
+
+    spec = TASK_SPECS[task]
+    doc = yaml.safe_load((REPO_ROOT / "dbt_project" / "models" / "marts" / "_ml_features.yml").read_text(encoding="utf-8"))
+    model = next(m for m in doc["models"] if m["name"] == spec.table.split(".")[-1])
+    return [c["name"] for c in model["columns"] if c["name"].startswith(FEATURE_PREFIX)]
+
+
 def label_columns(task: str, columns: Sequence[str]) -> list[str]:
     return [PURCHASE_LABEL] if task == "purchase" else target_columns(columns)
 

@@ -55,7 +55,45 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
         "precision": float(precision_score(y, pred, zero_division=0)),
         "recall": float(recall_score(y, pred, zero_division=0)),
         "positive_rate": float(y.mean()),
+        "brier": float(np.mean((raw - y) ** 2)),
+        "ece": expected_calibration_error(y, raw),
     }
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean gap between predicted and observed purchase rates over equal-width probability bins, weighted by rows.
+
+    A probability the scorer writes is only usable as a probability (a shop may act
+    on "30 % likely to buy") when this is small; ROC AUC says nothing about it.
+    """
+    y, p = np.asarray(y, dtype=float), np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    if len(y) == 0:
+        return float("nan")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            gap += mask.sum() * abs(p[mask].mean() - y[mask].mean())
+    return float(gap / len(y))
+
+
+def per_point(points: np.ndarray, evaluate, last: int = 10) -> dict[str, dict[str, float]]:
+    """``evaluate(mask)`` plus the row count for each prediction point k = 1..last-1 and for ``last+`` together.
+
+    Early points (one or two events seen) are the hard, useful ones; a pooled figure
+    is dominated by whichever points are most numerous.
+    """
+    points = np.asarray(points)
+    out = {}
+    for k in range(1, last):
+        mask = points == k
+        if mask.any():
+            out[str(k)] = {**evaluate(mask), "rows": int(mask.sum())}
+    mask = points >= last
+    if mask.any():
+        out[f"{last}+"] = {**evaluate(mask), "rows": int(mask.sum())}
+    return out
 
 
 def top_k(scores: np.ndarray, k: int = 3) -> np.ndarray:

@@ -72,6 +72,8 @@ def write_summary(
     base_test: dict[str, dict[str, float]],
     split: dict[str, object],
     reg: Registration,
+    data_note: str,
+    by_point: pd.DataFrame,
 ) -> list[Path]:
     """Markdown + CSV tables and a grid plot: the short, human-readable record of the run."""
     out.mkdir(parents=True, exist_ok=True)
@@ -81,6 +83,7 @@ def write_summary(
     comparison = pd.DataFrame({"model (" + winner + ")": test} | {f"baseline {k}": v for k, v in base_test.items()}).T
     comparison.index.name = "scorer"
     comparison.to_csv(out / "test_metrics.csv")
+    by_point.to_csv(out / "test_metrics_by_point.csv")
     plots.bars(
         {k: v[selection_metric] for k, v in val_metrics.items()} | {f"baseline {k}": v[selection_metric] for k, v in base_val.items()},
         f"validation {selection_metric} per configuration",
@@ -90,7 +93,8 @@ def write_summary(
     lines = [
         f"# {task} training run",
         "",
-        f"- winner: `{winner}` — {reason}",
+        f"- data: {data_note}",
+        f"- winner: `{winner}` — {reason}; refitted on train + validation before the test window",
         f"- registered: `{reg.name}` v{reg.version}; champion: {reg.is_champion} ({reg.reason})",
         "- split: " + ", ".join(f"{k}={v}" for k, v in split.items()),
         "",
@@ -98,13 +102,18 @@ def write_summary(
         "",
         _markdown(comparison),
         "",
+        "## Test window per prediction point k (k events seen, no purchase yet)",
+        "",
+        _markdown(by_point.reset_index().set_index("scorer")),
+        "",
         "## Validation, every configuration",
         "",
         _markdown(grid),
         "",
     ]
     (out / "summary.md").write_text("\n".join(lines))
-    return [out / "summary.md", out / "grid_validation.csv", out / "test_metrics.csv", out / "grid_validation.png"]
+    files = ("summary.md", "grid_validation.csv", "test_metrics.csv", "test_metrics_by_point.csv", "grid_validation.png")
+    return [out / f for f in files]
 
 
 def _markdown(table: pd.DataFrame) -> str:

@@ -32,6 +32,7 @@ from ml.feature_contract import (
     MartError,
     cart_feature,
     category_of_target,
+    contract_features,
     feature_columns,
     read_mart,
     target_columns,
@@ -78,6 +79,48 @@ def _check_tracking(uri: str) -> None:
         ) from exc
 
 
+# Days at the start of the data whose sessions are left out: their users, products and
+# categories have no history yet, so every history feature is zero there and nowhere
+# else; kept in, they shift the feature distribution between train and test.
+HISTORY_WARMUP_DAYS = 1
+UNKNOWN_CATEGORY = "unknown"
+
+
+def without_warmup(frame: pd.DataFrame, days: int) -> tuple[pd.DataFrame, str]:
+    """The frame without sessions that start in the first ``days`` days, and a note saying what was done.
+
+    Kept only when at least four days remain, so that a small data set still splits.
+    """
+    start = frame.groupby("session_id", sort=False)["prediction_time"].transform("min")
+    first = start.min().floor("D") if len(frame) else None
+    if days <= 0 or first is None or start.dt.floor("D").nunique() - days < 4:
+        return frame, "no history warm-up (too few days)" if days > 0 else "no history warm-up"
+    cut = first + pd.Timedelta(days=days)
+    return frame[start >= cut].reset_index(drop=True), f"history warm-up: sessions before {cut:%Y-%m-%d} left out ({days} day)"
+
+
+def points_table(
+    t: _Task,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    scores: np.ndarray,
+    base: dict[str, np.ndarray],
+    threshold: float,
+    base_thresholds: dict[str, float | None],
+) -> pd.DataFrame:
+    """Test metrics of the model and each baseline per prediction point k (rows: scorer, k)."""
+    keep = ("rows", "roc_auc", "pr_auc", "brier", "positive_rate") if t.task == "purchase" else ("rows", "hit_at_3", "recall_at_3")
+    points = frame["prediction_point"].to_numpy()
+    rows = {}
+    for scorer, values, cut in [("model", scores, threshold), *((f"baseline_{k}", v, base_thresholds[k]) for k, v in base.items())]:
+        per_k = metrics.per_point(points, lambda m, v=values, c=cut: t.evaluate(y[m], v[m], c))
+        for k, m in per_k.items():
+            rows[(scorer, k)] = {name: m[name] for name in keep}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["scorer", "k"]
+    return table
+
+
 # Fewest sessions that reach the outcome (and that do not) in each window: below it a
 # metric is noise and a grid search picks at random, so the run says so and stops.
 MIN_SESSIONS_PER_OUTCOME = 5
@@ -116,7 +159,12 @@ class _Task:
     def __init__(self, task: str, features: list[str], train: pd.DataFrame) -> None:
         self.task = task
         self.features = features
-        self.targets = [PURCHASE_LABEL] if task == "purchase" else target_columns(list(train.columns))
+        # `unknown` (an empty category_code) is not a category a shop can recommend: no top-3 slot goes to it.
+        self.targets = (
+            [PURCHASE_LABEL]
+            if task == "purchase"
+            else [c for c in target_columns(list(train.columns)) if category_of_target(c) != UNKNOWN_CATEGORY]
+        )
         self.train_frame = train
 
     def y(self, frame: pd.DataFrame) -> np.ndarray:
@@ -189,14 +237,20 @@ def train(
     show_progress: bool = True,
     n_jobs: int | None = None,
     spark=None,
+    data_note: str = "the dbt feature mart (the events loaded into bronze)",
+    warmup_days: int = HISTORY_WARMUP_DAYS,
 ) -> TrainResult:
-    """Run the whole grid for ``task`` and return what was chosen, measured and registered."""
+    """Run the whole grid for ``task`` and return what was chosen, measured and registered.
+
+    ``data_note`` says which data the figures describe (it goes into the MLflow run's
+    description and the run summary): generated data describes the generator.
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     spec = TASK_SPECS[task]
     uri = tracking_uri or config.load().mlflow_uri
     _check_tracking(uri)
-    data = read_mart(task, frame, spark=spark)
+    data, warmup_note = without_warmup(read_mart(task, frame, spark=spark), warmup_days)
     split = time_split(data, val_frac, test_frac)
     features = feature_columns(list(data.columns))
     t = _Task(task, features, split.train)
@@ -232,9 +286,12 @@ def train(
                 "grid_size": len(grid),
                 "n_features": len(features),
                 "selection_metric": f"val_{sel}",
+                "history_warmup": warmup_note,
             }
             | split.describe()
         )
+        mlflow.set_tag("mlflow.note.content", f"Data: {data_note}. {warmup_note}.")
+        mlflow.set_tag("data", data_note)
         if task == "purchase":
             mlflow.log_param("baseline_cart_feature", cart_feature(features) or "none")
         else:
@@ -287,6 +344,12 @@ def train(
         mlflow.set_tags({"winner": winner, "winner_reason": reason})
         mlflow.log_metrics(_prefixed("val_best_", val_metrics[winner]))
 
+        # The winner's configuration refitted on train + validation (the most recent data before
+        # the test window); the threshold stays the one validation chose. Test is still untouched.
+        winner_cfg = next(c for c in grid if c.name == winner)
+        model = models.fit_model(task, winner_cfg, np.vstack([X["train"], X["val"]]), np.concatenate([Y["train"], Y["val"]]), seed, n_jobs)
+        mlflow.set_tag("refit", "winner refitted on train + validation before the test window")
+
         # The test window, touched once, for the winner and the baselines.
         test_scores = models.predict_scores(task, model, X["test"])
         test_m = t.evaluate(Y["test"], test_scores, threshold)
@@ -295,6 +358,9 @@ def train(
         mlflow.log_metrics(_prefixed("test_", test_m))
         for name, bm in test_base.items():
             mlflow.log_metrics(_prefixed(f"test_baseline_{name}_", bm))
+        by_point = points_table(t, split.test, Y["test"], test_scores, base_test, threshold, base_thresholds)
+        for (scorer, k), row in by_point.iterrows():
+            mlflow.log_metrics(_prefixed(f"test_k{k.replace('+', 'plus')}_{scorer}_", row.dropna().to_dict()))
 
         summary_dir = Path(output_dir) / "runs" / f"{task}-{parent.info.run_id[:8]}"
         t.figures(Y["test"], test_scores, base_test, threshold, model, summary_dir, "test_")
@@ -313,18 +379,40 @@ def train(
             "split_test_start": split.boundaries[1],
         }.items():
             client.set_model_version_tag(name, version.version, key, value)
+        best_test_base = max(test_base, key=lambda k: np.nan_to_num(test_base[k][sel], nan=-1.0))
+        gate = registry.Gate(
+            sel,
+            float(test_m[sel]),
+            best_test_base,
+            float(np.nan_to_num(test_base[best_test_base][sel], nan=0.0)),
+            registry.PROMOTION_MARGIN,
+            tuple(features),
+            # The production name serves the live scorer: only a model of the mart contract's features may hold it.
+            tuple(contract_features(task)) if name == spec.registered_model else None,
+        )
         reg = registry.promote_if_better(
             name,
             str(version.version),
-            test_m[sel],
+            gate,
             lambda champ: t.evaluate(Y["test"], t.champion_scores(champ, split.test), threshold)[sel],
-            sel,
         )
         mlflow.set_tags({"registered_model": name, "registered_version": reg.version, "champion_decision": reg.reason})
 
         files = outputs.write_predictions(task, split.test, test_scores, threshold, t.targets, name, reg.version, Path(output_dir))
         files += outputs.write_summary(
-            summary_dir, task, winner, reason, sel, val_metrics, base_val_metrics, test_m, test_base, split.describe(), reg
+            summary_dir,
+            task,
+            winner,
+            reason,
+            sel,
+            val_metrics,
+            base_val_metrics,
+            test_m,
+            test_base,
+            split.describe() | {"history_warmup": warmup_note},
+            reg,
+            data_note,
+            by_point,
         )
         mlflow.log_artifacts(str(summary_dir), "summary")
         for f in files:
@@ -352,20 +440,27 @@ def main(
     synthetic_rows: int = typer.Option(0, help="Train on this many synthetic rows (ml.synthetic) instead of the mart; 0 = off."),
     tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: from lakehouse.config, the embedded server)."),
     experiment: str | None = typer.Option(None, help="MLflow experiment (default: purchase_intent / category_top3)."),
-    registered_model: str | None = typer.Option(None, help="Registered model name (default: purchase_intent / category_top3)."),
+    registered_model: str | None = typer.Option(
+        None,
+        help="Registered model name (default: purchase_intent / category_top3, which the live scorer serves; "
+        "runs on --input or --synthetic-rows default to <name>_input / <name>_synthetic).",
+    ),
     n_jobs: int | None = typer.Option(None, help="LightGBM threads (default: 2 from 200k training rows, else 1)."),
 ) -> None:
     """Grid-search models for one task, log every configuration to MLflow and register the winner."""
     if task not in TASKS:
         raise typer.BadParameter(f"--task must be one of {', '.join(TASKS)}")
     try:
-        frame = None
+        frame, note, own_name = None, "the dbt feature mart (the events loaded into bronze)", None
         if input_path is not None:
-            frame = _load_input(input_path)
+            frame, note, own_name = _load_input(input_path), f"the feature frame {input_path.name}", "input"
         elif synthetic_rows > 0:
             from ml.synthetic import generate
 
             frame = generate(task, synthetic_rows, seed=seed)
+            note, own_name = "a synthetic feature frame (ml.synthetic): the figures describe its generator", "synthetic"
+        if registered_model is None and own_name:  # kept off the name the live scorer serves unless asked
+            registered_model = f"{TASK_SPECS[task].registered_model}_{own_name}"
         train(
             task,
             frame,
@@ -377,6 +472,7 @@ def main(
             experiment=experiment,
             registered_model=registered_model,
             n_jobs=n_jobs,
+            data_note=note,
         )
     except (MartError, SplitError, TrackingError) as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)

@@ -19,7 +19,7 @@ import typer
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from ml import synthetic
+from ml import registry, synthetic
 from ml import train as train_mod
 from ml.feature_contract import PURCHASE_LABEL
 from ml.models import ModelConfig
@@ -118,21 +118,34 @@ def test_a_label_revealing_feature_inside_the_contract_is_flagged(store, purchas
     assert MlflowClient().get_run(result.parent_run_id).data.tags["suspect_leakage"] == "f_future_purchase"
 
 
-def test_champion_alias_moves_only_to_a_better_model_on_the_same_test_window(store, purchase_frame) -> None:
+def test_the_champion_alias_must_be_earned_against_the_baselines_and_the_champion(store, purchase_frame) -> None:
     name = f"champ-{uuid.uuid4().hex[:6]}"
     shuffled = purchase_frame.copy()
     shuffled[PURCHASE_LABEL] = np.random.default_rng(1).permutation(shuffled[PURCHASE_LABEL].to_numpy())
     weak = _run(store, "purchase", shuffled, name="weak", registered_model=name)
-    assert weak.registration.is_champion and weak.registration.previous_champion is None
-    strong = _run(store, "purchase", purchase_frame, name="strong", registered_model=name)
-    assert strong.registration.is_champion and strong.registration.previous_champion == weak.registration.version
-    again = _run(store, "purchase", purchase_frame, name="again", registered_model=name)  # equal, not better
-    assert not again.registration.is_champion
+    assert not weak.registration.is_champion  # no better than "has a cart": a first model is not promoted for being first
     client = MlflowClient()
-    assert str(client.get_model_version_by_alias(name, "champion").version) == strong.registration.version
-    tags = client.get_model_version(name, again.registration.version).tags
-    assert tags["beat_champion"] == "false" and "does not beat" in tags["champion_decision"]
-    assert float(tags["threshold"]) == pytest.approx(float(client.get_model_version(name, strong.registration.version).tags["threshold"]))
+    assert "does not beat the best baseline" in client.get_model_version(name, weak.registration.version).tags["champion_decision"]
+    strong = _run(store, "purchase", purchase_frame, name="strong", registered_model=name)
+    assert strong.registration.is_champion and strong.registration.previous_champion is None
+    again = _run(store, "purchase", purchase_frame, name="again", registered_model=name)  # equal: no worse, newest wins
+    assert again.registration.is_champion and "is no worse than champion" in again.registration.reason
+    assert float(client.get_model_version(name, again.registration.version).tags["threshold"]) == pytest.approx(
+        float(client.get_model_version(name, strong.registration.version).tags["threshold"])
+    )
+    # A version that passes the gate but scores below the champion on the same rows keeps its hands off the alias.
+    passing = registry.Gate("pr_auc", 0.5, "has_cart", 0.3, registry.PROMOTION_MARGIN, ("f_a",), None)
+    worse = registry.promote_if_better(name, strong.registration.version, passing, lambda champion: 0.6)
+    assert not worse.is_champion and "is worse than champion" in worse.reason
+    assert str(client.get_model_version_by_alias(name, "champion").version) == again.registration.version
+
+
+def test_a_model_off_the_mart_contract_never_takes_the_production_alias(store, purchase_frame) -> None:
+    from ml.feature_contract import TASK_SPECS
+
+    result = _run(store, "purchase", purchase_frame, name="off-contract", registered_model=TASK_SPECS["purchase"].registered_model)
+    assert not result.registration.is_champion
+    assert "features differ from the mart contract" in result.registration.reason
 
 
 def _cli() -> typer.Typer:
