@@ -71,7 +71,10 @@ class ChampionModels:
     """The two champions, re-resolved from the registry at most every ``refresh_seconds``.
 
     Reloading only when the alias points at a new version keeps the check cheap; a
-    registry outage keeps the models already loaded (scoring goes on).
+    registry outage keeps the models already loaded (scoring goes on). So does a new
+    champion that cannot be loaded, or that fails on a batch: the scorer keeps (or
+    goes back to) the version it had, logs why, and :meth:`status` reports it, so one
+    bad registration cannot take live scoring down.
     """
 
     def __init__(self, tracking_uri: str, refresh_seconds: float, pinned: dict[str, str] | None = None) -> None:
@@ -79,6 +82,9 @@ class ChampionModels:
         self.refresh_seconds = refresh_seconds
         self.pinned = pinned or {}
         self.models: dict[str, LoadedModel | None] = {"purchase": None, "category": None}
+        self.previous: dict[str, LoadedModel | None] = {"purchase": None, "category": None}
+        self.problems: dict[str, str] = {}  # task -> what went wrong with its newest champion
+        self.refused: dict[str, str] = {}  # task -> a version that failed; not tried again
         self._checked = 0.0
 
     def refresh(self, force: bool = False) -> None:
@@ -99,24 +105,53 @@ class ChampionModels:
                     log.warning("no %s model %s@%s yet (%s); its predictions stay null", task, name, CHAMPION, type(exc).__name__)
                 continue
             current = self.models[task]
-            if current is None or current.version != version:
+            if (current is not None and current.version == version) or self.refused.get(task) == version:
+                continue
+            try:
                 model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-                self.models[task] = LoadedModel(version, model)
-                log.info("scoring %s with %s version %s", task, name, version)
+            except Exception as exc:
+                self._refuse(task, version, f"{name} v{version} could not be loaded ({type(exc).__name__}: {exc})")
+                continue
+            self.previous[task], self.models[task] = current, LoadedModel(version, model)
+            self.problems.pop(task, None)
+            log.info("scoring %s with %s version %s", task, name, version)
+
+    def _refuse(self, task: str, version: str, why: str) -> None:
+        kept = self.models[task]
+        self.refused[task] = version
+        self.problems[task] = why + (f"; still scoring with v{kept.version}" if kept else "; no model to fall back on")
+        log.error("%s", self.problems[task])
+
+    def _predict(self, task: str, features: pd.DataFrame) -> tuple[LoadedModel | None, pd.DataFrame | None]:
+        """The model's output, falling back to the previous version when the current one fails on this batch."""
+        loaded = self.models[task]
+        if loaded is None or not len(features):
+            return loaded, None
+        try:
+            return loaded, loaded.model.predict(features)
+        except Exception as exc:
+            self.models[task], self.previous[task] = self.previous[task], None
+            self._refuse(task, loaded.version, f"{TASK_SPECS[task].registered_model} v{loaded.version} failed on a batch ({exc})")
+            return self._predict(task, features)
+
+    def status(self) -> dict[str, object]:
+        """Versions in use and problems, for the scorer's status and log."""
+        return {
+            "models": {t: (m.version if m else None) for t, m in self.models.items()},
+            "problems": dict(self.problems),
+        }
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
         """Probabilities, label, top-3 and model versions for each feature row (nulls without a model)."""
         out = pd.DataFrame(index=features.index)
-        p = self.models["purchase"]
-        if p is not None and len(features):
-            res = p.model.predict(features)
+        p, res = self._predict("purchase", features)
+        if res is not None:
             out["purchase_probability"] = res["probability"].to_numpy(dtype=float)
             out["purchase_label"] = res["label"].to_numpy().astype("int64")
         else:
             out["purchase_probability"], out["purchase_label"] = None, None
-        c = self.models["category"]
-        if c is not None and len(features):
-            res = c.model.predict(features)
+        c, res = self._predict("category", features)
+        if res is not None:
             probs = res[[col for col in res.columns if col.startswith("p_")]]
             out["category_probabilities"] = [{k[2:]: float(v) for k, v in row.items()} for row in probs.to_dict("records")]
             for i in (1, 2, 3):

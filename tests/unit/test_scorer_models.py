@@ -1,0 +1,64 @@
+"""The scorer keeps scoring when a new champion cannot be loaded or fails on a batch."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from streaming.scorer import ChampionModels, LoadedModel
+
+
+class _Purchase:
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"probability": [self.p] * len(features), "label": [int(self.p >= 0.5)] * len(features)})
+
+
+class _Broken:
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        raise ValueError("feature f_new is missing")
+
+
+def test_a_champion_that_fails_on_a_batch_gives_way_to_the_previous_version() -> None:
+    models = ChampionModels("unused", 30)
+    models.previous["purchase"] = LoadedModel("1", _Purchase(0.7))
+    models.models["purchase"] = LoadedModel("2", _Broken())
+    out = models.score(pd.DataFrame({"f_a": [1.0, 2.0]}))
+    assert out["purchase_probability"].tolist() == [0.7, 0.7] and out["purchase_model_version"].tolist() == ["1", "1"]
+    assert "v2 failed on a batch" in models.status()["problems"]["purchase"]
+    assert models.status()["models"]["purchase"] == "1" and models.refused["purchase"] == "2"
+
+
+def test_with_nothing_to_fall_back_on_predictions_stay_null_and_the_stream_goes_on() -> None:
+    models = ChampionModels("unused", 30)
+    models.models["purchase"] = LoadedModel("2", _Broken())
+    out = models.score(pd.DataFrame({"f_a": [1.0]}))
+    assert out["purchase_probability"].isna().all()
+    assert "no model to fall back on" in models.status()["problems"]["purchase"]
+
+
+def test_a_champion_that_cannot_be_loaded_is_refused_once_and_the_loaded_one_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    loads = []
+
+    def load_model(uri: str):
+        loads.append(uri)
+        raise OSError("artifact store unreachable")
+
+    import importlib
+
+    # The module itself: the attribute `mlflow.pyfunc` is a lazy loader that setattr would not reach through.
+    monkeypatch.setattr(importlib.import_module("mlflow.pyfunc"), "load_model", load_model)
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", lambda self, name, alias: SimpleNamespace(version="5"))
+    models = ChampionModels("sqlite:///unused.db", 0)
+    models.models["purchase"] = LoadedModel("4", _Purchase(0.2))
+    models.refresh(force=True)
+    models.refresh(force=True)  # the refused version is not tried again
+    assert models.models["purchase"].version == "4"
+    assert loads.count("models:/purchase_intent/5") == 1, loads
+    assert "v5 could not be loaded" in models.problems["purchase"] and "still scoring with v4" in models.problems["purchase"]
