@@ -283,15 +283,16 @@ def summary(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="REES46 CSV file, plain or gzip, with or without header."),
     chunksize: int = typer.Option(DEFAULT_CHUNKSIZE, help="Rows per chunk while streaming."),
 ) -> None:
-    """Stream FILE once and print rows, event mix, null counts and time range."""
+    """Stream FILE once and print rows, event mix, null counts, time range and the lines that hold no event."""
     from rich.console import Console
     from rich.progress import Progress
 
     rows, types, nulls = 0, pd.Series(dtype="int64"), pd.Series(dtype="int64")
     t_min, t_max = None, None
+    bad: list[BadLine] = []
     with Progress(transient=True) as progress:
         task = progress.add_task("reading", total=None)
-        for chunk in iter_events(path, chunksize=chunksize):
+        for chunk in iter_events(path, chunksize=chunksize, on_bad_line=bad.append):
             rows += len(chunk)
             types = types.add(chunk["event_type"].value_counts(), fill_value=0)
             nulls = nulls.add(chunk[list(CSV_COLUMNS)].isna().sum(), fill_value=0)
@@ -304,6 +305,9 @@ def summary(
     for name, count in types.sort_values(ascending=False).items():
         console.print(f"  {name:<18} {int(count):>12,}  {count / max(rows, 1):7.2%}")
     console.print("  nulls: " + ", ".join(f"{k}={int(v):,}" for k, v in nulls.items() if v))
+    if bad:
+        first = "; ".join(f"line {b.line}: {b.problem}" for b in bad[:3])
+        console.print(f"  [yellow]{len(bad):,} line(s) hold no readable event[/] ({first})")
 
 
 def main() -> None:
