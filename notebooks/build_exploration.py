@@ -427,7 +427,7 @@ if cat_cols:
 `python -m ml.train --task purchase|category` runs a grid per task (one parent run, one nested run per
 configuration), picks the winner on the validation window, scores it once on the test window next to simple
 baselines, and registers it; the `champion` alias (which the live scorer loads) moves only when the new version beats
-the current champion on the same test window. Below: the latest parent run of each experiment, its test metrics
+the best baseline by a stated margin and is no worse than the current champion on the same test window. Below: the latest parent run of each experiment, its test metrics
 against the baselines, the validation grid, and the current champion. With no server or no runs yet, a note says so.""",
     ),
     (

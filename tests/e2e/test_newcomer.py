@@ -13,64 +13,17 @@ listed in ``tests/support/readme_commands.py`` must work in that clone.
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from lakehouse import config, pipeline, services
+from lakehouse import pipeline
+from tests.e2e.conftest import RUN_ARGS, RUN_TIMEOUT_S
+from tests.support.newcomer import ok, sh
 from tests.support.readme_commands import PROGRAM_HINTS, RUN_IN_CLONE
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-RUN_ARGS = "--events 20000 --days 8 --live-events 2000"
-RUN_TIMEOUT_S = 1800
-COMMAND_TIMEOUT_S = 600
-# Variables a newcomer has not set: the project's settings and the families the README names.
-_PREFIXES = ("LAKEHOUSE_", "KAFKA_", "MONGO_", "MLFLOW_", "SPARK_", "DBT_")
-
-
-def newcomer_env() -> dict[str, str]:
-    """This process's environment without any of the project's settings (the test session sets several)."""
-    names = {s.name for s in config.SETTINGS}
-    return {k: v for k, v in os.environ.items() if k not in names and not k.startswith(_PREFIXES)}
-
-
-def sh(clone: Path, command: str, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run one command line in the clone as a shell would, output and errors together."""
-    return subprocess.run(
-        ["bash", "-c", command], cwd=clone, env=newcomer_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
-    )
-
-
-def _ok(result: subprocess.CompletedProcess, what: str) -> str:
-    assert result.returncode == 0, f"`{what}` exited {result.returncode}:\n{result.stdout[-8000:]}"
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory):
-    """The committed tree in a fresh folder, with the installed .venv and .deps linked in; its services stopped after."""
-    root = tmp_path_factory.mktemp("newcomer") / "clickstream-lakehouse"
-    subprocess.run(["git", "clone", "-q", str(config.REPO_ROOT), str(root)], check=True)
-    for name in (".venv", ".deps"):
-        (root / name).symlink_to(config.REPO_ROOT / name)
-    defaults = config.load(newcomer_env())
-    busy = [f"{name} (port {svc.port})" for name, svc in services.all_services(defaults).items() if services.port_open(svc.port)]
-    if busy:
-        pytest.fail(f"the newcomer test needs the default ports; in use: {busy}. Stop your own `make run --keep-services` first.")
-    try:
-        yield root
-    finally:
-        sh(root, "make services-stop", timeout=120)
-
-
-@pytest.fixture(scope="module")
-def first_run(clone: Path) -> tuple[str, dict]:
-    out = _ok(sh(clone, f'make run RUN_ARGS="{RUN_ARGS}"', timeout=RUN_TIMEOUT_S), "make run")
-    return out, json.loads((clone / "output" / "summary.json").read_text())
 
 
 def test_make_run_on_a_fresh_clone_builds_every_layer_and_scores_live(clone: Path, first_run: tuple[str, dict]) -> None:
@@ -89,11 +42,13 @@ def test_make_run_on_a_fresh_clone_builds_every_layer_and_scores_live(clone: Pat
     # The relative default landed in the clone, and bronze is registered there, not under the warehouse folder.
     lake = clone / "lakehouse-data"
     assert (lake / "bronze" / "events" / "_delta_log").is_dir()
-    assert not (lake / "warehouse" / "bronze.db").exists()
+    detail = ok(sh(clone, '.venv/bin/python -m lakehouse.sql "describe detail bronze.events" --format json'), "describe detail")
+    location = json.loads(detail[detail.index("[") :])[0]["location"]
+    assert location.removeprefix("file:").rstrip("/") == str((lake / "bronze" / "events").resolve())
 
 
 def test_a_second_make_run_reuses_what_the_first_did(clone: Path, first_run: tuple[str, dict]) -> None:
-    out = _ok(sh(clone, f'make run RUN_ARGS="{RUN_ARGS}"', timeout=RUN_TIMEOUT_S), "make run (second)")
+    out = ok(sh(clone, f'make run RUN_ARGS="{RUN_ARGS}"', timeout=RUN_TIMEOUT_S), "make run (second)")
     again = json.loads((clone / "output" / "summary.json").read_text())
     assert "reusing" in out and "already in topic" in out
     assert again["reconcile"] == first_run[1]["reconcile"]  # nothing sent, ingested or counted twice
@@ -106,9 +61,9 @@ def test_the_commands_the_summary_prints_work(clone: Path, first_run: tuple[str,
     for hint in pipeline.HINTS:
         assert hint in out, f"the summary no longer prints {hint!r}"
         command = hint.partition(": ")[2]
-        printed = _ok(sh(clone, command), command)
+        printed = ok(sh(clone, command), command)
         assert printed.strip(), command
-    funnel = _ok(sh(clone, f'.venv/bin/python -m lakehouse.sql "{pipeline.FUNNEL_QUERY}" --format json'), "funnel query")
+    funnel = ok(sh(clone, f'.venv/bin/python -m lakehouse.sql "{pipeline.FUNNEL_QUERY}" --format json'), "funnel query")
     rows = json.loads(funnel[funnel.index("[") :])
     assert sum(r["purchase_sessions"] for r in rows) == first_run[1]["funnel"]["purchase"]
 
@@ -124,7 +79,7 @@ IN_ORDER = [
 @pytest.mark.parametrize("command", IN_ORDER)
 def test_readme_commands_and_printed_advice_work_in_the_clone(clone: Path, first_run: tuple[str, dict], command: str) -> None:
     """In the order listed: `make services-start` first, `make services-stop` last."""
-    _ok(sh(clone, command), command)
+    ok(sh(clone, command), command)
     if command.startswith(".venv/bin/python -m lakehouse.figures"):
         out = shlex.split(command)[-1] if "--out" in command else "output/figures"
         assert any((clone / out).glob("*.png"))
