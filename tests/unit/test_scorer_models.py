@@ -41,7 +41,7 @@ def test_with_nothing_to_fall_back_on_predictions_stay_null_and_the_stream_goes_
     assert "no model to fall back on" in models.status()["problems"]["purchase"]
 
 
-def test_a_champion_that_cannot_be_loaded_is_refused_once_and_the_loaded_one_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_champion_that_cannot_be_loaded_is_refused_once_and_the_loaded_one_kept(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     from mlflow.tracking import MlflowClient
 
     loads = []
@@ -55,7 +55,7 @@ def test_a_champion_that_cannot_be_loaded_is_refused_once_and_the_loaded_one_kep
     # The module itself: the attribute `mlflow.pyfunc` is a lazy loader that setattr would not reach through.
     monkeypatch.setattr(importlib.import_module("mlflow.pyfunc"), "load_model", load_model)
     monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", lambda self, name, alias: SimpleNamespace(version="5"))
-    models = ChampionModels("sqlite:///unused.db", 0)
+    models = ChampionModels(f"sqlite:///{tmp_path / 'mlflow.db'}", 0)
     models.models["purchase"] = LoadedModel("4", _Purchase(0.2))
     models.refresh(force=True)
     models.refresh(force=True)  # the refused version is not tried again
