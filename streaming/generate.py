@@ -1,18 +1,33 @@
-"""Seeded synthetic REES46 clickstream, calibrated to the published figures.
+"""Seeded synthetic REES46 clickstream, calibrated to the published figures and the real sample.
 
 The real month files are too big to ship and the 683-row sample is too small to
-learn from, so the pipeline and the models are exercised on generated data that
-looks like REES46 where it matters (event mix, session lengths, null rates,
-category shares, prices, duplicates, a Singles' Day spike) and carries a
-signal a model can find:
+learn from, so the pipeline and the models are exercised on generated data. It is
+statistically like REES46's multi-category store where figures exist (event mix,
+events per session, null shares, category shares, prices by category, zero
+prices, an hour-of-day curve, a Singles' Day spike; tests/data/README.md lists
+each target and where it comes from) and ``tests/unit/test_generator_realism.py``
+compares a generated file with those figures and with the real sample.
 
-* every user has a latent propensity to buy, kept across sessions, so a user's
-  history predicts their next purchase;
+Model metrics computed on this data describe the generator, not a shop: the
+purchase behaviour below is an assumption, written so that no single observable
+rule gives the answer away. Buying depends, stochastically, on latent factors a
+shop plausibly has:
+
+* every user has a propensity to buy, kept across sessions, so a user's history
+  helps predict their next purchase;
 * every user has one to three favourite categories; most sessions stay in one
   of them, so later sessions' categories follow from earlier ones;
-* sessions that dwell on one product (repeat views), are longer, or hold a cart
-  convert more; popular products are viewed (and bought) more; smartphones
-  convert best, as in the real data.
+* longer sessions and repeat views of a product raise the odds; so do popular
+  and cheaper products and some categories (smartphones convert best, as in the
+  real data).
+
+The purchased items are drawn among the session's views (more often the ones
+viewed more), sometimes from outside them; the order comes at a random point
+after the first item's view, not after a particular run of views; a cart before
+it is likely, not certain; carts are abandoned in buying and non-buying sessions
+alike; an order holds one or several items, all in the same second. The default
+store profile has no ``remove_from_cart`` events, like REES46's multi-category
+October and November files; ``profile="cosmetics"`` adds them.
 
 Memory stays flat from 1 k to 100 M events: time is cut into windows, each
 window's sessions are generated with numpy in one vectorised batch, events that
@@ -39,66 +54,96 @@ import typer
 
 from streaming.events import CSV_COLUMNS
 
-# --- calibration targets (see tests/data/README.md) -----------------------------------------------
+# --- calibration targets (tests/data/README.md lists each figure and its source) -------------------
 
-EMPTY_CODE_SHARE = 0.33  # rows with an empty category_code
-DUPLICATE_RATE = 0.005  # fully identical duplicate rows
+EMPTY_CODE_SHARE = 0.33  # rows with an empty category_code (published: 32 % full file, 33 % sample)
+# Exact copies of a row. No share is published; the real sample has none in 683 rows, which is likely
+# at this rate (26 %) and unlikely at 0.5 % (3 %).
+DUPLICATE_RATE = 0.002
 NULL_SESSION_PER_EVENT = 10 / 67_501_979  # November has 10 such rows; we always make a few
 MIN_NULL_SESSIONS = 3
 SPIKE_DAY = date(2019, 11, 11)  # Singles' Day: about twice the daily traffic
 MAX_VIEWS_PER_SESSION = 150
 WINDOW_EVENTS = 100_000
-# Intercepts of the intent model, tuned so the event mix matches November (94.2 / 4.5 / 1.4 %).
-BUY_INTERCEPT = 5.2
+EVENTS_PER_SESSION = 3.4  # published; sizes the batches of sessions per window
+VIEWS_MEAN = 3.2  # views per session, so that views + carts + purchases make 3.4 events
+VIEWS_SHAPE = 0.45  # negative binomial shape: a median of 2 events, a long tail of browsers
+# Share of views that show the previous view's product again: the real sample repeats the previous
+# product on 29 % of the events after a session's first; fresh draws repeat it now and then too.
+REPEAT_VIEW = 0.2
+# Sessions that buy: the published mix has 1.36 % purchase rows at 3.4 events per session, 0.046 purchase
+# rows per session; at ORDER_ITEMS_MEAN items per order that is about 3 % of sessions.
+BUY_INTERCEPT = 5.15
+# Items per order: geometric, P(1) = 0.65, P(2) = 0.23, P(3) = 0.08, mean 1.54, at most 8. An assumption
+# (no figure is published); REES46 buyers often buy several items in one second.
+ORDER_ONE_ITEM = 0.65
+ORDER_ITEMS_MEAN = 1 / ORDER_ONE_ITEM
+MAX_ORDER_ITEMS = 8
+UNSEEN_ITEM = 0.12  # first item not viewed in the session (carted on an earlier visit)
+EXTRA_ITEM_VIEWED = 0.5  # further items: a product viewed in the session, else one of its main category
+CART_BEFORE_ITEM = 0.55  # an ordered item has a cart event earlier in the same session
+# Carts not (or not yet) bought: the published mix has 4.49 % cart rows, 3.3 per purchase row.
 CART_INTERCEPT = 3.4
-EXTRA_CART_INTERCEPT = 4.6
-REMOVE_AFTER_CART = 0.07
-VIEWS_MEAN = 3.2  # upper bound of events generated per time window (memory)
+CART_REPEAT = 0.3  # chance of one more cart event for the same product (quantity changes, re-adds)
+MAX_CART_EVENTS = 6
+# A session followed by another of the same user soon after (a new session id mid-visit): this share, after a
+# delay of this many seconds on average; fitted to the real sample's 240 sessions of 233 users in 278 s.
+FOLLOW_ON_SESSION = 0.05
+FOLLOW_ON_DELAY = 90.0
 
-# Leaf categories: (category_code, share of all rows, purchase log-odds bonus, price level z).
+# Leaf categories: (category_code, share of all rows, purchase log-odds bonus, median price).
 # Shares per top level follow the published sample: electronics 36 %, appliances 12 %,
 # computers 6 %, furniture/apparel/auto 3 % each, then the small ones; the rest is empty.
+# Median prices per top level follow the real sample where it has 20+ rows of it (electronics 283,
+# appliances 272, computers 412, furniture 70, apparel 70, construction 66, empty code 66); the split
+# over leaves and the small top levels are assumptions.
 LEAF_CATEGORIES: tuple[tuple[str, float, float, float], ...] = (
-    ("electronics.smartphone", 0.245, 0.3, 0.3),
-    ("electronics.audio.headphone", 0.035, -0.1, -0.6),
-    ("electronics.video.tv", 0.030, 0.0, 0.8),
-    ("electronics.clocks", 0.020, -0.1, 0.2),
-    ("electronics.tablet", 0.010, 0.0, 0.5),
-    ("electronics.audio.acoustic", 0.008, -0.2, 0.0),
-    ("electronics.telephone", 0.007, -0.1, -1.0),
-    ("electronics.camera.video", 0.005, -0.3, 0.6),
-    ("appliances.kitchen.washer", 0.030, 0.0, 0.7),
-    ("appliances.kitchen.refrigerators", 0.028, 0.0, 1.0),
-    ("appliances.environment.vacuum", 0.025, 0.0, 0.0),
-    ("appliances.kitchen.microwave", 0.010, 0.0, -0.3),
-    ("appliances.iron", 0.009, 0.0, -0.8),
-    ("appliances.environment.water_heater", 0.008, -0.1, 0.1),
-    ("appliances.sewing_machine", 0.005, -0.2, 0.2),
-    ("appliances.personal.massager", 0.005, -0.3, -0.5),
-    ("computers.notebook", 0.035, 0.1, 1.2),
-    ("computers.desktop", 0.010, -0.2, 1.3),
-    ("computers.peripherals.printer", 0.008, -0.2, -0.1),
-    ("computers.components.videocards", 0.007, -0.2, 0.9),
-    ("furniture.living_room.sofa", 0.012, -0.5, 0.6),
-    ("furniture.bedroom.bed", 0.010, -0.5, 0.5),
-    ("furniture.kitchen.table", 0.008, -0.5, -0.2),
-    ("apparel.shoes", 0.015, -0.4, -0.7),
-    ("apparel.shoes.keds", 0.010, -0.4, -0.8),
-    ("apparel.costume", 0.005, -0.5, -0.9),
-    ("auto.accessories.player", 0.012, -0.3, -0.6),
-    ("auto.accessories.videoregister", 0.018, -0.3, -0.4),
-    ("construction.tools.drill", 0.008, -0.3, -0.2),
-    ("construction.tools.light", 0.004, -0.4, -1.2),
-    ("kids.toys", 0.006, -0.4, -1.0),
-    ("kids.carriage", 0.004, -0.4, 0.2),
-    ("sport.bicycle", 0.004, -0.4, 0.3),
-    ("sport.trainer", 0.002, -0.5, 0.4),
-    ("accessories.bag", 0.004, -0.5, -0.9),
-    ("medicine.tools.tonometer", 0.002, -0.3, -0.7),
-    ("country_yard.lawn_mower", 0.002, -0.4, 0.3),
-    ("stationery.cartrige", 0.001, -0.5, -1.1),
+    ("electronics.smartphone", 0.245, 0.3, 400.0),
+    ("electronics.audio.headphone", 0.035, -0.1, 90.0),
+    ("electronics.video.tv", 0.030, 0.0, 850.0),
+    ("electronics.clocks", 0.020, -0.1, 200.0),
+    ("electronics.tablet", 0.010, 0.0, 250.0),
+    ("electronics.audio.acoustic", 0.008, -0.2, 90.0),
+    ("electronics.telephone", 0.007, -0.1, 25.0),
+    ("electronics.camera.video", 0.005, -0.3, 350.0),
+    ("appliances.kitchen.washer", 0.030, 0.0, 530.0),
+    ("appliances.kitchen.refrigerators", 0.028, 0.0, 800.0),
+    ("appliances.environment.vacuum", 0.025, 0.0, 170.0),
+    ("appliances.kitchen.microwave", 0.010, 0.0, 110.0),
+    ("appliances.iron", 0.009, 0.0, 40.0),
+    ("appliances.environment.water_heater", 0.008, -0.1, 150.0),
+    ("appliances.sewing_machine", 0.005, -0.2, 230.0),
+    ("appliances.personal.massager", 0.005, -0.3, 60.0),
+    ("computers.notebook", 0.035, 0.1, 600.0),
+    ("computers.desktop", 0.010, -0.2, 700.0),
+    ("computers.peripherals.printer", 0.008, -0.2, 150.0),
+    ("computers.components.videocards", 0.007, -0.2, 450.0),
+    ("furniture.living_room.sofa", 0.008, -0.5, 150.0),
+    ("furniture.bedroom.bed", 0.006, -0.5, 120.0),
+    ("furniture.kitchen.table", 0.006, -0.5, 60.0),
+    ("furniture.kitchen.chair", 0.010, -0.5, 35.0),
+    ("apparel.shoes", 0.015, -0.4, 70.0),
+    ("apparel.shoes.keds", 0.010, -0.4, 60.0),
+    ("apparel.costume", 0.005, -0.5, 50.0),
+    ("auto.accessories.player", 0.012, -0.3, 220.0),
+    ("auto.accessories.videoregister", 0.018, -0.3, 140.0),
+    ("construction.tools.drill", 0.008, -0.3, 80.0),
+    ("construction.tools.light", 0.004, -0.4, 20.0),
+    ("kids.toys", 0.006, -0.4, 25.0),
+    ("kids.carriage", 0.004, -0.4, 200.0),
+    ("sport.bicycle", 0.004, -0.4, 250.0),
+    ("sport.trainer", 0.002, -0.5, 400.0),
+    ("accessories.bag", 0.004, -0.5, 40.0),
+    ("medicine.tools.tonometer", 0.002, -0.3, 45.0),
+    ("country_yard.lawn_mower", 0.002, -0.4, 180.0),
+    ("stationery.cartrige", 0.001, -0.5, 30.0),
 )
 N_EMPTY_CODE_CATEGORIES = 120
+# Rows without a brand: published about 14 %. The split follows the real sample, where rows without a category
+# code lack a brand three times as often (30.5 % against 9.9 %): 8.3 % and 25.6 % make 14 % at a third empty codes.
+EMPTY_BRAND_KNOWN_CODE = 0.083
+EMPTY_BRAND_EMPTY_CODE = 0.256
+BRANDED_PER_CATEGORY = 5  # a category's best sellers always carry a brand
 
 BRANDS: dict[str, tuple[tuple[str, float], ...]] = {
     "electronics.smartphone": (("samsung", 0.30), ("apple", 0.25), ("xiaomi", 0.22), ("huawei", 0.10), ("oppo", 0.06), ("meizu", 0.04)),
@@ -112,21 +157,43 @@ GENERIC_BRANDS: tuple[str, ...] = (
     "cordiant", "pioneer", "lego", "stels", "forward", "intex", "tefal", "vivienne", "respect", "dauscher", "kiturami", "omron",
 )  # fmt: skip
 
-# Diurnal traffic shape by UTC hour (the shop is in UTC+3: quiet at night, busy in the afternoon).
-HOURLY_TRAFFIC = np.array([4, 5, 6, 7, 8, 9, 10, 10, 10, 10, 10, 10, 10, 11, 12, 13, 14, 14, 13, 11, 8, 6, 5, 4], dtype=float)
-# Price quantiles of the November rows (p50 164.61, p90 758.24, p99 1681.90), interpolated in log space.
-PRICE_QUANTILES = np.array([0.0, 0.10, 0.25, 0.50, 0.75, 0.90, 0.99, 1.0])
-PRICE_VALUES = np.array([0.9, 17.0, 52.0, 160.0, 400.0, 800.0, 1780.0, 2700.0])
-ZERO_PRICE_PRODUCTS = 0.004  # ~188 k of 67.5 M rows have price <= 0
-NEGATIVE_PRICE_PRODUCTS = 0.0002
+# Hour-of-day curve (UTC): a smooth day, peak at 14 h, trough at 2 h (5 h in the shop's UTC+3). Its shape is an
+# assumption; one point is measured: the real sample holds 683 events in the first 278 s of 1 November, 8,845 an
+# hour, against 67,501,979 / 720 = 93,753 an hour over the month, so midnight UTC runs at about 0.094 of the mean
+# hour; the curve gives 0.093 there.
+PEAK_HOUR = 14.0
+NIGHT_FLOOR = 0.025
+DAY_SHAPE = 1.5
+# Prices: lognormal around the category's median. Categories without a code scatter around 75: the sample's 66,
+# raised a little so that the overall median meets the published 164.61.
+EMPTY_CODE_MEDIAN_PRICE = 75.0
+EMPTY_CODE_PRICE_SPREAD = 0.6  # log sigma of those categories' medians
+PRICE_SIGMA = 1.0  # log sigma within a category
+# The published p99 (1,681.90) is only 2.2 times the p90 (758.24), a thinner tail than a lognormal's (2.8 at
+# sigma 1): above TAIL_START, log prices grow at TAIL_SLOPE of the rate. The cut at MAX_PRICE is an assumption.
+TAIL_START = 1000.0
+TAIL_SLOPE = 0.8
+MAX_PRICE = 2_600.0
+# Published: 188,088 of 67,501,979 November rows (0.28 %) have a price of zero or less. Zero-price products are
+# picked among the less popular ones until they carry that share of the rows; one in twenty of them is
+# negative instead, so the ingest's quarantine sees some.
+AT_MOST_ZERO_PRICE_ROWS = 188_088 / 67_501_979
+NEGATIVE_AMONG_AT_MOST_ZERO = 0.05
+POPULAR_PER_CATEGORY = 20  # products that never get a zero price
 
 EVENT_NAMES: tuple[str, ...] = ("view", "cart", "purchase", "remove_from_cart")
 VIEW, CART, PURCHASE, REMOVE = 0, 1, 2, 3
 # Order of events anchored at the same view: the view, then a cart, then a purchase, then a removal.
 _OFFSET = np.array([0, 1, 2, 3], dtype=np.int64)
-# Median seconds before an event of each type, and the spread (lognormal sigma).
-_GAP_MEDIAN = np.array([45.0, 20.0, 60.0, 30.0])
-_GAP_SIGMA = np.array([1.1, 0.8, 0.9, 0.8])
+# Median seconds before an event of each type, and the spread (lognormal sigma), times a pace per session:
+# (views / 2) ** -PACE_BY_LENGTH, so long sessions move faster, and a lognormal factor of sigma PACE_SIGMA.
+# Target: the real sample's gaps between a session's events (quartiles 16.5, 29 and 52 s) and its events per
+# session within 278 s (2.85). Generated and cut the same way: about 12, 23 and 43 s, and 2.5; slower
+# sessions would match the gaps and miss the events per cut session further.
+_GAP_MEDIAN = np.array([40.0, 20.0, 60.0, 25.0])
+_GAP_SIGMA = np.array([0.95, 0.8, 0.9, 0.8])
+PACE_BY_LENGTH = 0.3
+PACE_SIGMA = 0.3
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -151,6 +218,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def hour_weight(hour: np.ndarray | float) -> np.ndarray:
+    """Relative traffic at a UTC hour of day (fractional hours allowed); see PEAK_HOUR."""
+    bump = ((1.0 + np.cos(2.0 * np.pi * (np.asarray(hour, dtype=float) - PEAK_HOUR) / 24.0)) / 2.0) ** DAY_SHAPE
+    return NIGHT_FLOOR + (1.0 - NIGHT_FLOOR) * bump
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Categories and products, fixed by the seed; products carry their CSV text."""
@@ -163,6 +236,10 @@ class Catalog:
     product_cdf: np.ndarray  # per category: cat_index + cumulative popularity within the category
     product_text: list[str]  # "product_id,category_id,category_code,brand,price"
     product_pop: np.ndarray  # popularity weight within its category (for the purchase model)
+    # log popularity, standardised over the category's rows: the purchase model's term, which must not drift
+    # with the catalogue's size (a bigger catalogue has more extreme best sellers)
+    product_pop_z: np.ndarray
+    product_price_z: np.ndarray  # price level, standard normal (for the purchase model: cheaper converts more)
 
     def draw_categories(self, u: np.ndarray) -> np.ndarray:
         return np.minimum(np.searchsorted(self.category_cdf, u, side="right"), len(self.category_ids) - 1)
@@ -177,14 +254,16 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     codes = [c[0] for c in LEAF_CATEGORIES]
     shares = [c[1] for c in LEAF_CATEGORIES]
     bonus = [c[2] for c in LEAF_CATEGORIES]
-    level = [c[3] for c in LEAF_CATEGORIES]
+    median = [c[3] for c in LEAF_CATEGORIES]
     known = sum(shares)
     empty_w = 1.0 / np.arange(1, N_EMPTY_CODE_CATEGORIES + 1) ** 0.8
     empty_w = empty_w / empty_w.sum() * EMPTY_CODE_SHARE
     share = np.concatenate([np.array(shares) / known * (1 - EMPTY_CODE_SHARE), empty_w])
     codes += [""] * N_EMPTY_CODE_CATEGORIES
     bonus_arr = np.concatenate([bonus, np.full(N_EMPTY_CODE_CATEGORIES, -0.3)])
-    level_arr = np.concatenate([level, rng.normal(0, 0.8, N_EMPTY_CODE_CATEGORIES)])
+    log_median = np.log(
+        np.concatenate([median, EMPTY_CODE_MEDIAN_PRICE * np.exp(rng.normal(0, EMPTY_CODE_PRICE_SPREAD, N_EMPTY_CODE_CATEGORIES))])
+    )
     n_cat = len(codes)
     cat_ids = 2053013552000000000 + rng.choice(17_999_999_999, size=n_cat, replace=False).astype(np.int64) * 1000
     cat_ids += rng.integers(0, 1000, n_cat)
@@ -204,13 +283,14 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     totals = np.repeat(within[starts + per_cat - 1], per_cat)
     product_cdf = product_cat + within / totals
     product_cdf[starts + per_cat - 1] = np.arange(n_cat) + 1.0  # exact ends
-    # Price: a per-product quantile, correlated with the category's price level, keeps the overall quantiles.
-    z = 0.55 * level_arr[product_cat] + math.sqrt(1 - 0.55**2) * rng.standard_normal(n)
-    q = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
-    price = np.exp(np.interp(q, PRICE_QUANTILES, np.log(PRICE_VALUES)))
-    special = rng.random(n)
-    price = np.where(special < ZERO_PRICE_PRODUCTS, 0.0, price)
-    price = np.where(special > 1 - NEGATIVE_PRICE_PRODUCTS, -np.round(rng.uniform(1, 50, n), 2), price)
+    row_share = share[product_cat] * pop / np.repeat(totals[starts], per_cat)
+    brands = _without_brand(rng, brands, row_share, rank, np.array([codes[c] == "" for c in product_cat.tolist()]))
+    # A category's best sellers sit nearer its typical price than its long tail does.
+    spread = PRICE_SIGMA * np.minimum(1.0, 0.3 + 0.1 * np.log1p(rank))
+    log_price = log_median[product_cat] + spread * rng.standard_normal(n)
+    tail = math.log(TAIL_START)
+    log_price = np.minimum(np.where(log_price > tail, tail + TAIL_SLOPE * (log_price - tail), log_price), math.log(MAX_PRICE))
+    price = _at_most_zero_prices(rng, np.round(np.exp(log_price), 2), row_share, rank)
     texts = [
         f"{pid},{cat_ids[c]},{codes[c]},{b},{p:.2f}"
         for pid, c, b, p in zip(product_ids.tolist(), product_cat.tolist(), brands, price.tolist(), strict=True)
@@ -224,27 +304,44 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
         product_cdf=product_cdf,
         product_text=texts,
         product_pop=pop * per_cat[product_cat] / np.repeat(totals[starts], per_cat),
+        product_pop_z=_row_standardised(np.log(pop), pop, starts, per_cat),
+        product_price_z=(log_price - log_price.mean()) / log_price.std(),
     )
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Vectorised error function (Abramowitz-Stegun 7.1.26; plenty for shaping prices)."""
-    sign = np.sign(x)
-    x = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
-    return sign * y
+def _row_standardised(x: np.ndarray, weight: np.ndarray, starts: np.ndarray, per_cat: np.ndarray) -> np.ndarray:
+    """``x`` minus its ``weight``-weighted mean within each category, over its weighted standard deviation there."""
+    total = np.add.reduceat(weight, starts)
+    mean = np.add.reduceat(weight * x, starts) / total
+    centred = x - np.repeat(mean, per_cat)
+    sd = np.sqrt(np.add.reduceat(weight * centred**2, starts) / total)
+    return centred / np.repeat(np.maximum(sd, 1e-9), per_cat)
+
+
+def _pick_by_rows(rng: np.random.Generator, candidates: np.ndarray, row_share: np.ndarray, target: float) -> np.ndarray:
+    """Random candidates, taken until they carry ``target`` of all rows.
+
+    Picking by row share rather than by product count keeps the share steady across seeds and sizes: a few
+    very popular products picked or not would swing it by points."""
+    order = rng.permutation(candidates)
+    upto = int(np.searchsorted(np.cumsum(row_share[order]) / row_share.sum(), target)) + 1
+    return order[:upto]
+
+
+def _at_most_zero_prices(rng: np.random.Generator, price: np.ndarray, row_share: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Zero (and a few negative) prices on random less popular products, carrying the published share of rows."""
+    chosen = _pick_by_rows(rng, np.flatnonzero(rank >= POPULAR_PER_CATEGORY), row_share, AT_MOST_ZERO_PRICE_ROWS)
+    negative = rng.random(len(chosen)) < NEGATIVE_AMONG_AT_MOST_ZERO
+    out = price.copy()
+    out[chosen] = np.where(negative, -np.round(rng.uniform(1, 50, len(chosen)), 2), 0.0)
+    return out
 
 
 def _brands(rng: np.random.Generator, codes: list[str]) -> list[str]:
-    """Brand per product: known makers for known categories; empty for about 14 % of rows."""
+    """Brand per product: known makers for known categories, generic ones elsewhere."""
     out: list[str] = []
-    u = rng.random(len(codes))
     pick = rng.random(len(codes))
-    for code, ui, pi in zip(codes, u.tolist(), pick.tolist(), strict=True):
-        if ui < (0.09 if code else 0.30):
-            out.append("")
-            continue
+    for code, pi in zip(codes, pick.tolist(), strict=True):
         table = BRANDS.get(code) or BRANDS.get(code.split(".")[0])
         if table is None or pi > 0.9:
             out.append(GENERIC_BRANDS[int(pi * 1e6) % len(GENERIC_BRANDS)])
@@ -255,6 +352,38 @@ def _brands(rng: np.random.Generator, codes: list[str]) -> list[str]:
     return out
 
 
+def _without_brand(
+    rng: np.random.Generator, brands: list[str], row_share: np.ndarray, rank: np.ndarray, empty_code: np.ndarray
+) -> list[str]:
+    """Empty the brand of random products, by row share: EMPTY_BRAND_KNOWN_CODE of the rows with a category code,
+    EMPTY_BRAND_EMPTY_CODE of those without. A category's best sellers and the big makers (whose products
+    are boosted in popularity) keep theirs."""
+    out = list(brands)
+    eligible = (rank >= BRANDED_PER_CATEGORY) & np.array([b not in BRAND_BOOST for b in brands])
+    for group, target in ((~empty_code, EMPTY_BRAND_KNOWN_CODE), (empty_code, EMPTY_BRAND_EMPTY_CODE)):
+        in_group = row_share[group].sum() / row_share.sum()
+        for i in _pick_by_rows(rng, np.flatnonzero(group & eligible), row_share, target * in_group).tolist():
+            out[i] = ""
+    return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The kind of store the events come from."""
+
+    name: str
+    remove_per_cart: float  # share of carts not bought that are later removed
+
+
+# The default is REES46's multi-category store, whose October and November files hold no remove_from_cart. The
+# cosmetics profile adds removals (REES46's cosmetics shop records them) and changes nothing else: its catalog,
+# prices and rates stay the multi-category store's, and its removal rate is not calibrated to any figure.
+PROFILES: dict[str, Profile] = {
+    "electronics": Profile("electronics", 0.0),
+    "cosmetics": Profile("cosmetics", 0.4),
+}
+
+
 @dataclass(frozen=True)
 class Params:
     events: int
@@ -263,6 +392,7 @@ class Params:
     seed: int
     spike_day: date | None
     spike_factor: float
+    profile: Profile = PROFILES["electronics"]
 
 
 @dataclass
@@ -290,6 +420,48 @@ class Events:
 _FIELDS = ("time", "key", "etype", "product", "user", "session")
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Events of a batch of sessions before they get times: session (batch index), view position, type, product.
+
+    An event at position ``pos`` comes after the view at ``pos`` and before the next view."""
+
+    sess: np.ndarray
+    pos: np.ndarray
+    etype: np.ndarray
+    product: np.ndarray
+
+    @staticmethod
+    def of(sess: np.ndarray, pos: np.ndarray, etype: int, product: np.ndarray) -> Rows:
+        return Rows(sess, pos, np.full(len(sess), etype, dtype=np.int8), product)
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        return Rows(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("sess", "pos", "etype", "product")))
+
+
+@dataclass(frozen=True)
+class Browse:
+    """The views of a batch of sessions, one row per view, sessions in order."""
+
+    views: np.ndarray  # views per session
+    first: np.ndarray  # index of each session's first view
+    sess: np.ndarray  # session of each view
+    pos: np.ndarray  # position of each view within its session
+    product: np.ndarray  # product of each view
+    longest: np.ndarray  # per session: the longest run of views of one product (dwelling)
+    main_views: np.ndarray  # per session: views in the session's main category
+
+    def random_view(self, sessions: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """A uniformly drawn view (global index) of each given session."""
+        return self.first[sessions] + np.floor(u * self.views[sessions]).astype(np.int64)
+
+
+def _between(lo: np.ndarray, hi: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A uniform integer in [lo, hi] (hi >= lo)."""
+    return lo + np.floor(u * (hi - lo + 1)).astype(np.int64)
+
+
 class Generator:
     """Generates a time-ordered event stream window by window."""
 
@@ -299,7 +471,7 @@ class Generator:
         self.salt = int(_mix(np.array([params.seed], dtype=np.uint64))[0])
         n_products = int(min(300_000, max(2_000, params.events // 40)))
         self.catalog = build_catalog(self.rng, n_products)
-        sessions = params.events / 3.4
+        sessions = params.events / EVENTS_PER_SESSION
         self.n_users = max(10, int(sessions / (1.0 + 0.08 * params.days)))
         self.next_session = 0
 
@@ -331,99 +503,152 @@ class Generator:
     # -- sessions ----------------------------------------------------------------------------------
 
     def sessions(self, n: int, t0: int, t1: int) -> Events:
-        """``n`` sessions starting in [t0, t1): views, carts, purchases, removals, duplicates."""
+        """``n`` sessions starting in [t0, t1): views, carts, orders, (removals), duplicates."""
         rng, cat = self.rng, self.catalog
-        users = np.floor(self.n_users * rng.random(n) ** 1.6).astype(np.int64)
+        users, start = self._users_and_starts(n, t0, t1)
         propensity, fav = self._user_traits(users)
         main = np.where(rng.random(n) < 0.8, fav, cat.draw_categories(rng.random(n)))
-        views = np.minimum(1 + rng.negative_binomial(0.6, 0.6 / (0.6 + VIEWS_MEAN - 1), n), MAX_VIEWS_PER_SESSION)
+        browse = self._browse(main)
+        # The product the shopper weighs: a view, more likely of a product viewed often, popular or cheap.
+        cand = self._weighted_view(browse, np.sqrt(cat.product_pop[browse.product]) * np.exp(-0.3 * cat.product_price_z[browse.product]))
+        signal = self._intent(propensity, browse, browse.product[cand])
+        buy = rng.random(n) < _sigmoid(signal - BUY_INTERCEPT)
+        views = Rows.of(browse.sess, browse.pos, VIEW, browse.product)
+        orders = self._orders(browse, np.flatnonzero(buy), cand, main)
+        carts, removals = self._unbought_carts(browse, signal)
+        # Pace: each session has its own; long sessions flick through products faster.
+        pace = (browse.views / 2.0) ** -PACE_BY_LENGTH * np.exp(PACE_SIGMA * rng.standard_normal(n))
+        return self._assemble(Rows.concat([views, orders, carts, removals]), users, start, pace)
+
+    def _users_and_starts(self, n: int, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Who each session belongs to, and when it starts.
+
+        A few heavy users have many sessions. Some sessions follow another of the same user a minute or two
+        later (the real sample: 240 sessions of 233 users within five minutes)."""
+        rng = self.rng
+        users = np.floor(self.n_users * rng.random(n) ** 1.6).astype(np.int64)
+        follows = np.zeros(n, dtype=bool)
+        follows[1:] = rng.random(n - 1) < FOLLOW_ON_SESSION
+        head = np.maximum.accumulate(np.where(follows, 0, np.arange(n)))
+        delay = np.cumsum(np.where(follows, rng.exponential(FOLLOW_ON_DELAY, n), 0.0))
+        start = rng.integers(t0, t1, n)[head] + np.round(delay - delay[head]).astype(np.int64)
+        return users[head], start
+
+    def _browse(self, main: np.ndarray) -> Browse:
+        """Views: mostly the session's main category; now and then the same product again (dwelling)."""
+        rng, cat, n = self.rng, self.catalog, len(main)
+        views = np.minimum(1 + rng.negative_binomial(VIEWS_SHAPE, VIEWS_SHAPE / (VIEWS_SHAPE + VIEWS_MEAN - 1), n), MAX_VIEWS_PER_SESSION)
         total = int(views.sum())
-        first = np.concatenate([[0], np.cumsum(views)[:-1]])
+        first = np.concatenate([[0], np.cumsum(views)[:-1]]).astype(np.int64)
         sess = np.repeat(np.arange(n), views)
         pos = np.arange(total) - first[sess]
-
-        # Views: mostly the session's category; often the same product again (dwelling).
-        repeat = (rng.random(total) < 0.4) & (pos > 0)
-        in_main = rng.random(total) < 0.8
-        view_cat = np.where(in_main, main[sess], cat.draw_categories(rng.random(total)))
+        repeat = (rng.random(total) < REPEAT_VIEW) & (pos > 0)
+        view_cat = np.where(rng.random(total) < 0.8, main[sess], cat.draw_categories(rng.random(total)))
         fresh = cat.draw_products(view_cat, rng.random(total))
         run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(total)))
         product = fresh[run_start]
         run_len = np.bincount(run_start, minlength=total)[run_start]
-        # The session's target: its longest run (earliest on ties).
-        score = run_len * 1024 + (1023 - (run_start - first[sess]))
-        best = np.maximum.reduceat(score, first)
-        longest = best // 1024
-        target_pos = 1023 - best % 1024
-        target_end = target_pos + longest - 1
-        target_product = product[first + target_pos]
-        main_views = np.add.reduceat((cat.product_cat[product] == main[sess]).astype(np.int64), first)
+        in_main = (cat.product_cat[product] == main[sess]).astype(np.int64)
+        return Browse(views, first, sess, pos, product, np.maximum.reduceat(run_len, first), np.add.reduceat(in_main, first))
 
-        # Intent: the learnable signal. Propensity carries over sessions; dwelling and length help.
-        signal = (
+    def _weighted_view(self, browse: Browse, weight: np.ndarray) -> np.ndarray:
+        """One view (global index) per session, drawn with probability proportional to ``weight``."""
+        cum = np.cumsum(weight)
+        last = browse.first + browse.views - 1
+        lo = cum[browse.first] - weight[browse.first]
+        target = lo + self.rng.random(len(browse.views)) * (cum[last] - lo)
+        return np.clip(np.searchsorted(cum, target, side="right"), browse.first, last)
+
+    def _intent(self, propensity: np.ndarray, browse: Browse, cand: np.ndarray) -> np.ndarray:
+        """Log-odds of buying: latent and observable factors, none decisive (the draw adds logistic noise)."""
+        cat = self.catalog
+        return (
             1.3 * propensity
-            + 0.55 * np.minimum(longest - 1, 6)
-            + 0.35 * np.log(views)
-            + 0.15 * np.log1p(main_views)
-            + cat.category_bonus[cat.product_cat[target_product]]
-            + 0.3 * np.log(np.maximum(cat.product_pop[target_product], 0.05))
-        )
-        buy = rng.random(n) < _sigmoid(signal - BUY_INTERCEPT)
-        cart_before_buy = buy & (rng.random(n) < 0.6)
-        cart_only = ~buy & (rng.random(n) < _sigmoid(0.8 * signal - CART_INTERCEPT))
-        carted = cart_before_buy | cart_only
-        cart_pos = target_pos + np.floor(rng.random(n) * longest).astype(np.int64)
-        extra_cart = (views > 1) & (rng.random(n) < _sigmoid(0.6 * signal - EXTRA_CART_INTERCEPT))
-        extra_pos = np.floor(rng.random(n) * views).astype(np.int64)
-        removed = carted & ~buy & (rng.random(n) < REMOVE_AFTER_CART)
-
-        idx = np.arange(n)
-        extra_sess = np.concatenate([idx[carted], idx[buy], idx[removed], idx[extra_cart]])
-        extra_pos_all = np.concatenate([cart_pos[carted], target_end[buy], cart_pos[removed], extra_pos[extra_cart]])
-        extra_type = np.concatenate(
-            [
-                np.full(int(carted.sum()), CART),
-                np.full(int(buy.sum()), PURCHASE),
-                np.full(int(removed.sum()), REMOVE),
-                np.full(int(extra_cart.sum()), CART),
-            ]
-        ).astype(np.int8)
-        extra_product = np.concatenate(
-            [target_product[carted], target_product[buy], target_product[removed], product[first[extra_cart] + extra_pos[extra_cart]]]
+            + 0.45 * np.minimum(browse.longest - 1, 6)
+            + 0.35 * np.log(browse.views)
+            + 0.15 * np.log1p(browse.main_views)
+            + cat.category_bonus[cat.product_cat[cand]]
+            + 0.45 * np.clip(cat.product_pop_z[cand], -3.0, 3.0)
+            - 0.2 * cat.product_price_z[cand]
         )
 
-        all_sess = np.concatenate([sess, extra_sess])
-        all_pos = np.concatenate([pos, extra_pos_all])
-        all_type = np.concatenate([np.zeros(total, dtype=np.int8), extra_type])
-        all_product = np.concatenate([product, extra_product])
-        session_no = self.next_session + all_sess
-        key = session_no * 1024 + all_pos * 4 + _OFFSET[all_type]
+    def _orders(self, browse: Browse, buyers: np.ndarray, cand: np.ndarray, main: np.ndarray) -> Rows:
+        """One order per buying session: its purchase rows (one second) and the carts some items get before it."""
+        rng, cat, m = self.rng, self.catalog, len(buyers)
+        # First item: the weighed product, or one carted on an earlier visit and not viewed now.
+        unseen = rng.random(m) < UNSEEN_ITEM
+        seen_at = np.where(unseen, 0, browse.pos[cand[buyers]])
+        first_item = np.where(unseen, cat.draw_products(main[buyers], rng.random(m)), browse.product[cand[buyers]])
+        # The order comes at any view from the first item's onwards, not at a particular one.
+        order_pos = _between(seen_at, browse.views[buyers] - 1, rng.random(m))
+        items = np.minimum(rng.geometric(ORDER_ONE_ITEM, m), MAX_ORDER_ITEMS)
+        sess = np.repeat(buyers, items)
+        k = len(sess)
+        nth = np.arange(k) - np.repeat(np.cumsum(items) - items, items)
+        # Further items: another product viewed in the session, or a popular one of its main category.
+        viewed = rng.random(k) < EXTRA_ITEM_VIEWED
+        other_view = browse.random_view(sess, rng.random(k))
+        other = np.where(viewed, browse.product[other_view], cat.draw_products(main[sess], rng.random(k)))
+        product = np.where(nth == 0, np.repeat(first_item, items), other)
+        # A second unit of a product would be an identical row: an order lists distinct products, so a repeat
+        # becomes another product of the category (rare repeats of that are left as they are).
+        again = np.ones(k, dtype=bool)
+        again[np.unique(sess * len(cat.product_cat) + product, return_index=True)[1]] = False
+        product[again] = cat.draw_products(main[sess[again]], rng.random(int(again.sum())))
+        viewed &= ~again
+        item_seen = np.where(nth == 0, np.repeat(seen_at, items), np.where(viewed, browse.pos[other_view], 0))
+        pos = np.repeat(order_pos, items)
+        carted = rng.random(k) < CART_BEFORE_ITEM
+        cart_pos = _between(np.minimum(item_seen, pos), pos, rng.random(k))
+        return Rows.concat([Rows.of(sess[carted], cart_pos[carted], CART, product[carted]), Rows.of(sess, pos, PURCHASE, product)])
+
+    def _unbought_carts(self, browse: Browse, signal: np.ndarray) -> tuple[Rows, Rows]:
+        """Carts of a viewed product, in buying and non-buying sessions alike, and (by profile) their removals."""
+        rng, n = self.rng, len(browse.views)
+        carting = np.flatnonzero(rng.random(n) < _sigmoid(0.8 * signal - CART_INTERCEPT))
+        view = browse.random_view(carting, rng.random(len(carting)))
+        count = np.minimum(rng.geometric(1.0 - CART_REPEAT, len(carting)), MAX_CART_EVENTS)
+        sess, at = np.repeat(carting, count), np.repeat(view, count)
+        # The first cart follows the view; repeats come at any later view.
+        repeat = np.ones(len(sess), dtype=bool)
+        repeat[np.cumsum(count) - count] = False
+        last = browse.views[sess] - 1
+        pos = np.where(repeat, _between(browse.pos[at], last, rng.random(len(sess))), browse.pos[at])
+        carts = Rows.of(sess, pos, CART, browse.product[at])
+        removed = rng.random(len(carting)) < self.p.profile.remove_per_cart
+        r_view = view[removed]
+        r_pos = _between(browse.pos[r_view], browse.views[carting[removed]] - 1, rng.random(int(removed.sum())))
+        return carts, Rows.of(carting[removed], r_pos, REMOVE, browse.product[r_view])
+
+    def _assemble(self, rows: Rows, users: np.ndarray, start: np.ndarray, pace: np.ndarray) -> Events:
+        """Order the rows, copy a few (exact duplicates), and give them times."""
+        rng, n = self.rng, len(users)
+        key = (self.next_session + rows.sess) * 1024 + rows.pos * 4 + _OFFSET[rows.etype]
         order = np.argsort(key, kind="stable")
-        all_sess, all_type, all_product, key = all_sess[order], all_type[order], all_product[order], key[order]
-
         dup = rng.random(len(key)) < DUPLICATE_RATE
-        rep = np.repeat(np.arange(len(key)), 1 + dup)
-        is_dup_copy = np.zeros(len(rep), dtype=bool)
-        is_dup_copy[1:] = rep[1:] == rep[:-1]
-        all_sess, all_type, all_product, key = all_sess[rep], all_type[rep], all_product[rep], key[rep]
+        take = np.repeat(order, 1 + dup[order])
+        sess, etype, product, key = rows.sess[take], rows.etype[take], rows.product[take], key[take]
+        same_as_previous = np.zeros(len(take), dtype=bool)
+        same_as_previous[1:] = take[1:] == take[:-1]
+        # One order's items share a second; so do a row and its copy.
+        same_second = same_as_previous.copy()
+        same_second[1:] |= (etype[1:] == PURCHASE) & (etype[:-1] == PURCHASE) & (key[1:] == key[:-1])
 
-        # Times: session start plus lognormal gaps; duplicates share the time of their original.
-        start = rng.integers(t0, t1, n)
-        gap = np.round(np.exp(np.log(_GAP_MEDIAN[all_type]) + _GAP_SIGMA[all_type] * rng.standard_normal(len(key)))).astype(np.int64)
+        gap = np.round(pace[sess] * np.exp(np.log(_GAP_MEDIAN[etype]) + _GAP_SIGMA[etype] * rng.standard_normal(len(key)))).astype(np.int64)
         new_session = np.ones(len(key), dtype=bool)
-        new_session[1:] = all_sess[1:] != all_sess[:-1]
-        gap[new_session | is_dup_copy] = 0
+        new_session[1:] = sess[1:] != sess[:-1]
+        gap[new_session | same_second] = 0
         csum = np.cumsum(gap)
         sess_first = np.flatnonzero(new_session)
         offset = csum - np.repeat(csum[sess_first], np.diff(np.append(sess_first, len(key))))
-        time = start[all_sess] + offset
+        time = start[sess] + offset
         self.next_session += n
-        return Events(time, key, all_type, all_product, users[all_sess], self.next_session - n + all_sess)
+        return Events(time, key, etype, product, users[sess], self.next_session - n + sess)
 
     # -- windows -----------------------------------------------------------------------------------
 
     def windows(self) -> list[tuple[int, int, int]]:
-        """(t0, t1, event budget) per window; budgets follow the traffic shape and sum to ``events``."""
+        """(t0, t1, event budget) per window; budgets follow the traffic curve and sum to ``events``."""
         p = self.p
         t_start = int(p.start.timestamp())
         hours = 24 * p.days
@@ -434,7 +659,7 @@ class Generator:
         weight = np.empty(n_win)
         for i in range(n_win):
             moment = datetime.fromtimestamp(bounds[i], tz=p.start.tzinfo)
-            w = HOURLY_TRAFFIC[moment.hour]
+            w = float(hour_weight(moment.hour + moment.minute / 60 + step / 7200))
             if p.spike_day is not None and moment.date() == p.spike_day:
                 w *= p.spike_factor
             weight[i] = w
@@ -447,7 +672,7 @@ class Generator:
         parts: list[Events] = []
         left = budget
         while left > 0:
-            batch = self.sessions(max(1, math.ceil(left / 3.4 * 1.05)), t0, t1)
+            batch = self.sessions(max(1, math.ceil(left / EVENTS_PER_SESSION * 1.05)), t0, t1)
             take = batch.take(np.arange(min(left, len(batch))))
             parts.append(take)
             left -= len(take)
@@ -505,15 +730,20 @@ def generate(
     spike_day: date | None = None,
     spike_factor: float = 2.0,
     progress: bool = True,
+    profile: str = "electronics",
 ) -> int:
-    """Write the file (gzip when ``out`` ends in .gz) and return the number of events."""
+    """Write the file (gzip when ``out`` ends in .gz) and return the number of events.
+
+    ``profile`` is a key of PROFILES: "electronics" (the default, no remove_from_cart) or "cosmetics"."""
     if events < 1 or days < 1:
         raise ValueError("events and days must be positive")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
     end = start + timedelta(days=days)
     if spike_day is None:
         spike_day = SPIKE_DAY if start <= SPIKE_DAY < end else start + timedelta(days=days // 2)
-    params = Params(events, start_dt, days, seed, spike_day if start <= spike_day < end else None, spike_factor)
+    params = Params(events, start_dt, days, seed, spike_day if start <= spike_day < end else None, spike_factor, PROFILES[profile])
     out.parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
@@ -567,8 +797,13 @@ def cli(
     ),
     spike_factor: float = typer.Option(2.0, help="Traffic multiplier of the spike day (1 disables it)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    profile: str = typer.Option(
+        "electronics", help="Store profile: electronics (REES46's multi-category store, no remove_from_cart) or cosmetics (adds removals)."
+    ),
 ) -> None:
     """Write a synthetic REES46-format clickstream file."""
+    if profile not in PROFILES:
+        raise typer.BadParameter(f"choose one of {', '.join(PROFILES)}", param_hint="--profile")
     n = generate(
         out,
         events,
@@ -579,6 +814,7 @@ def cli(
         spike_day=spike_day.date() if spike_day else None,
         spike_factor=spike_factor,
         progress=not quiet,
+        profile=profile,
     )
     typer.echo(f"wrote {n:,} events to {out}")
 

@@ -49,18 +49,18 @@ def million(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 def test_event_mix_is_close_to_november(million: pd.DataFrame) -> None:
     assert len(million) == 1_000_000
     share = million["event_type"].value_counts(normalize=True)
-    # Published November: view 94.15 %, cart 4.49 %, purchase 1.36 %; remove_from_cart small.
+    # Published November: view 94.15 %, cart 4.49 %, purchase 1.36 %; no remove_from_cart in that store's file.
     assert share["view"] == pytest.approx(0.9415, abs=0.01)
     assert share["cart"] == pytest.approx(0.0449, abs=0.008)
     assert share["purchase"] == pytest.approx(0.0136, abs=0.004)
-    assert 0.0005 <= share["remove_from_cart"] <= 0.005
+    assert "remove_from_cart" not in share.index
 
 
 def test_null_rates_duplicates_and_ids(million: pd.DataFrame) -> None:
     assert million["category_code"].isna().mean() == pytest.approx(0.32, abs=0.03)
     assert million["brand"].isna().mean() == pytest.approx(0.14, abs=0.03)
     assert 3 <= million["user_session"].isna().sum() <= 10
-    assert million.drop(columns="source_line").duplicated().mean() == pytest.approx(0.005, abs=0.002)
+    assert million.drop(columns="source_line").duplicated().mean() == pytest.approx(0.002, abs=0.0008)
     assert million["category_id"].astype("int64").between(10**18, 10**19 - 1).all(), "19-digit category ids"
     assert million["user_id"].astype("int64").between(500_000_000, 599_999_999).all()
     sessions = million["user_session"].dropna()
