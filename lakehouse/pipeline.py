@@ -48,9 +48,10 @@ class Run:
 
 
 def _generated_file(cfg: config.Config, events: int, days: int, start: date, seed: int) -> Path:
-    from streaming.generate import generate
+    from streaming.generate import GENERATOR_VERSION, generate
 
-    path = cfg.lakehouse_dir / "input" / f"generated-{events}-{days}d-{start:%Y%m%d}-seed{seed}.csv.gz"
+    name = f"generated-v{GENERATOR_VERSION}-{events}-{days}d-{start:%Y%m%d}-seed{seed}.csv.gz"
+    path = cfg.lakehouse_dir / "input" / name
     if path.exists():
         console.print(f"reusing {path}")
         return path
