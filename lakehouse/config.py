@@ -11,6 +11,7 @@ prints the table that the README carries, so docs and code cannot drift apart.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -192,7 +193,18 @@ def main() -> None:
         return
     cfg = load()
     for s in SETTINGS:
-        print(f"{s.name}={cfg[s.name]}")
+        print(f"{s.name}={masked(cfg[s.name])}")
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.IGNORECASE)
+
+
+def masked(value: object) -> str:
+    """The value as text with any password in a URL (``mongodb://user:secret@host``) replaced by ``***``.
+
+    Settings are printed for people and pasted into issues; a password must not travel with them.
+    """
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(value))
 
 
 if __name__ == "__main__":

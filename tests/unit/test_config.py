@@ -42,3 +42,12 @@ def test_a_bad_number_names_the_variable():
 def test_readme_carries_the_generated_configuration_table():
     readme = (config.REPO_ROOT / "README.md").read_text()
     assert config.markdown_table() in readme, "README's configuration table is stale: paste `python -m lakehouse.config --markdown`"
+
+
+def test_printed_settings_mask_passwords_in_urls() -> None:
+    from lakehouse.config import masked
+
+    assert masked("mongodb://app:s3cr:et@db.example:27017/") == "mongodb://app:***@db.example:27017/"
+    assert masked("http://127.0.0.1:15000") == "http://127.0.0.1:15000"
+    assert masked("SASL_SSL://broker:9093") == "SASL_SSL://broker:9093"
+    assert masked(19092) == "19092"
