@@ -116,6 +116,38 @@ def _only(records: DataFrame, keys: list) -> DataFrame:
     return records.join(key_df, [records[k].eqNullSafe(key_df[k]) for k in RECORD_KEY], "left_semi")
 
 
+class CheckpointMismatch(RuntimeError):
+    """A table holds more batches of a stream than its checkpoint knows: the checkpoint was lost or recreated."""
+
+
+def require_checkpoint_covers(tables: list[Path], app_id: str, checkpoint: Path) -> None:
+    """Refuse to start a stream whose batch ids would be skipped silently by Delta.
+
+    Writes are idempotent by (``app_id``, batch id). A checkpoint that was deleted or
+    recreated numbers its batches from 0 again, and every batch up to the table's
+    recorded version would be taken for a replay and dropped without a trace. So the
+    tables may hold at most the checkpoint's newest planned batch.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    from streaming.scorer_state import latest_planned_batch
+
+    known = latest_planned_batch(checkpoint)
+    for table in tables:
+        try:
+            done = DeltaTable(str(table), without_files=True).transaction_version(app_id)
+        except TableNotFoundError:
+            continue
+        if done is not None and (known is None or done > known):
+            raise CheckpointMismatch(
+                f"{table} already holds batch {done} of {app_id!r}, but the checkpoint {checkpoint} "
+                f"{'is empty' if known is None else f'knows batches up to {known} only'}: it was lost or recreated, and its "
+                "batches would be skipped as already written. Restore the checkpoint; or, to load the topic again from "
+                "scratch, delete this table as well; or read into another table (another LAKEHOUSE_DIR)."
+            )
+
+
 def _holds(path: Path, app_id: str, version: int) -> bool:
     """Whether the Delta table at ``path`` has committed ``version`` (or a later one) of ``app_id``.
 

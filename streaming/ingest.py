@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
-from streaming.bronze import BronzePaths, ensure_tables, write_validated
+from streaming.bronze import BronzePaths, ensure_tables, require_checkpoint_covers, write_validated
 from streaming.producer import CSV_LINE_FORMAT, FORMAT_HEADER, SOURCE_FILE_HEADER, SOURCE_LINE_HEADER, ensure_topic
 from streaming.validate import validate_kafka
 
@@ -111,6 +111,7 @@ def start(
     )
     # A stable id (not the query's run id) so a restart from the checkpoint replays into the same transactions.
     app_id = f"ingest:{topic}"
+    require_checkpoint_covers([paths.events, paths.quarantine], app_id, checkpoint_dir(cfg, topic))
     writer = source.writeStream.foreachBatch(batch_writer(paths, app_id)).option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
     if available_now:
         writer = writer.trigger(availableNow=True)

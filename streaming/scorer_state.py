@@ -231,6 +231,16 @@ def _log_entries(folder: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
 
 
+def latest_planned_batch(checkpoint: Path) -> int | None:
+    """The newest batch id in ``<checkpoint>/offsets`` (planned, maybe not committed); None for a fresh checkpoint.
+
+    A batch whose writes landed but whose commit did not is planned: its replay is the
+    one Delta's transaction ids skip on purpose.
+    """
+    planned = _log_entries(checkpoint / "offsets")
+    return planned[-1] if planned else None
+
+
 def last_committed_batch(checkpoint: Path) -> CommittedBatch | None:
     """The newest batch in ``<checkpoint>/commits`` with its ``offsets`` entry; None for a fresh checkpoint.
 

@@ -214,3 +214,18 @@ def test_a_dirty_file_lands_the_same_through_kafka_and_through_the_backfill(spar
     assert via_kafka.select(*columns).exceptAll(from_file).count() == 0
     assert from_file.exceptAll(via_kafka.select(*columns)).count() == 0
     assert from_file.filter(F.col("user_session").endswith("\r")).count() == 0
+
+
+def test_a_lost_checkpoint_is_refused_instead_of_skipping_every_batch_as_already_written(spark, cfg, kafka, tmp_topic):
+    """Batch ids restart at 0 with a new checkpoint; Delta would drop them all as replays of the old ones."""
+    import shutil
+
+    create_topic(kafka, tmp_topic, partitions=1)
+    send_raw(kafka, tmp_topic, [(b"k", json.dumps({**GOOD, "product_id": i + 1}).encode()) for i in range(5)])
+    ingest.start(spark, cfg, topic=tmp_topic, available_now=True, starting_offsets="earliest").awaitTermination(600)
+    ingest.start(spark, cfg, topic=tmp_topic, available_now=True, starting_offsets="earliest").awaitTermination(600)  # intact: fine
+    shutil.rmtree(ingest.checkpoint_dir(cfg, tmp_topic))
+    with pytest.raises(bronze.CheckpointMismatch, match="lost or recreated"):
+        ingest.start(spark, cfg, topic=tmp_topic, available_now=True, starting_offsets="earliest")
+    events, _ = _tables(spark, cfg)
+    assert events.filter(F.col("kafka_topic") == tmp_topic).count() == 5
