@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import pandas as pd
 
@@ -49,6 +50,22 @@ SESSION_COUNT_PREFIX = SESSION_COUNT_PREFIXES[0]
 USER_SHARE_PREFIX = USER_SHARE_PREFIXES[0]
 
 TASKS: tuple[str, ...] = ("purchase", "category")
+POINTS_VAR = "intent_prediction_points"  # the dbt var holding K of the prediction-point rule
+
+
+@cache
+def prediction_points() -> int:
+    """K: the feature marts' points are k = 1..K (before the session's first purchase).
+
+    Read from dbt_project.yml, where the marts read it, so that the scorer never scores
+    a point the models were not trained on and Python holds no copy of the number.
+    """
+    import yaml
+
+    from lakehouse.config import REPO_ROOT
+
+    project = yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())
+    return int(project["vars"][POINTS_VAR])
 
 
 class MartError(RuntimeError):

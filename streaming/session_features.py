@@ -18,6 +18,9 @@ Rules copied from the SQL (keep them in step, the parity test will tell):
 * history ("prior") features come from days strictly before the session's start day
   (user) or before the point's event day (product, category): :class:`PriorHistory`,
   built from bronze with the same dedup and sessionization by :func:`build_history`.
+* prediction points (``ordered_session_events`` in ``macros/session_events.sql``): the
+  point after event k exists for k = 1..K (:func:`ml.feature_contract.prediction_points`,
+  the dbt var) while the session has no purchase among events 1..k; :func:`last_point`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.feature_contract import CATEGORIES
+from ml.feature_contract import CATEGORIES, prediction_points
 
 EVENT_TYPE_RANK = {"view": 1, "cart": 2, "remove_from_cart": 3, "purchase": 4}
 SESSION_TIMEOUT = timedelta(minutes=30)  # dbt var session_timeout_minutes
@@ -126,6 +129,22 @@ def split_sessions(events: Sequence[dict]) -> dict[str, list[dict]]:
     return {sid: dedupe_and_order(evs) for sid, evs in out.items()}
 
 
+def first_purchase(session: Sequence[dict]) -> int | None:
+    """Position (1-based, in session order) of the session's first purchase; None when it has none."""
+    return next((i for i, e in enumerate(session, start=1) if e["event_type"] == "purchase"), None)
+
+
+def last_point(session: Sequence[dict], cap: int) -> int:
+    """The session's last prediction point under the marts' rule; 0 when it has none.
+
+    Points are k = 1..``cap`` while events 1..k hold no purchase: a point at or after the
+    first purchase would ask whether a session that has bought will buy, which a
+    multi-item order (several purchase rows in one second) answers for free.
+    """
+    bought = first_purchase(session)
+    return min(len(session), cap, len(session) if bought is None else bought - 1)
+
+
 def _epoch(t: datetime) -> int:
     """``unix_timestamp``: whole seconds."""
     return math.floor((t - datetime(1970, 1, 1)).total_seconds())
@@ -137,7 +156,8 @@ class PriorHistory:
 
     ``user`` columns: user_id, event_date, sessions_started, events, purchases, spend,
     last_event_time, events_<category>...; ``product``: product_id, event_date, views,
-    purchases; ``category``: category_top, event_date, views, purchases.
+    carts, purchases; ``category``: category_top, event_date, views, purchases,
+    priced_views (views with a price above 0), view_price_sum (their prices).
     """
 
     user: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -207,8 +227,15 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else 0.0
 
 
+def _price_vs_category(price: float, category: dict[str, float] | None) -> float:
+    """The price over the category's mean viewed price on earlier days; -1 when either is unknown (0 or no priced view)."""
+    mean = category["view_price_sum"] / category["priced_views"] if category and category["priced_views"] else 0.0
+    return price / mean if price > 0 and mean > 0 else -1.0
+
+
 def point_features(session: Sequence[dict], k: int, history: PriorHistory) -> dict[str, float]:
-    """Every ``f_*`` of both marts for the point just after the session's k-th event."""
+    """Every ``f_*`` of both marts for the point just after the session's k-th event (whether that point exists is
+    :func:`last_point`'s business)."""
     evs = session[:k]
     last = evs[-1]
     start = session[0]["event_time"]
@@ -223,7 +250,6 @@ def point_features(session: Sequence[dict], k: int, history: PriorHistory) -> di
         "f_n_views": n_views,
         "f_n_carts": n_carts,
         "f_n_removes": types.count("remove_from_cart"),
-        "f_n_purchases": types.count("purchase"),
         "f_n_distinct_products": len({e["product_id"] for e in evs}),
         "f_n_distinct_categories": len({e["category_id"] for e in evs}),
         "f_seconds_in_session": float(_epoch(last["event_time"]) - _epoch(start)),
@@ -242,11 +268,16 @@ def point_features(session: Sequence[dict], k: int, history: PriorHistory) -> di
     f["f_user_prior_spend"] = user["spend"] if user else 0.0
     lt = user["last_event_time"] if user else None
     f["f_user_days_since_last_session"] = _days(_epoch(start) - _epoch(pd.Timestamp(lt).to_pydatetime())) if lt is not None else -1.0
+    in_category = user.get(f"events_{last['category_top']}", 0.0) if user else 0.0  # 0 for a category the seed lacks
+    f["f_user_prior_category_events"] = in_category
+    f["f_user_prior_category_share"] = _ratio(in_category, user["events"]) if user else 0.0
     prod = history.prior("product", last["product_id"], last["event_time"].date())
     f["f_product_prior_views"] = prod["views"] if prod else 0
     f["f_product_prior_conversion"] = _ratio(prod["purchases"], prod["views"]) if prod else 0.0
+    f["f_product_prior_cart_rate"] = _ratio(prod["carts"], prod["views"]) if prod else 0.0
     cat = history.prior("category", last["category_top"], last["event_time"].date())
     f["f_category_prior_conversion"] = _ratio(cat["purchases"], cat["views"]) if cat else 0.0
+    f["f_price_vs_category"] = _price_vs_category(last["price"], cat)
     f["f_hour_of_day"] = last["event_time"].hour
     f["f_day_of_week"] = (last["event_time"].weekday() + 1) % 7 + 1  # Spark dayofweek: 1 = Sunday
     prior_events = user["events"] if user else 0.0
@@ -285,18 +316,19 @@ starts as (
   union all select user_id, event_time as start from gaps where is_start = 1)
 select 'user' as t, cast(user_id as string) as k, event_date, count(*) as events,
   count_if(event_type = 'purchase') as purchases, coalesce(sum(case when event_type = 'purchase' then price end), 0) as spend,
-  max(event_time) as last_event_time, 0L as views, {cat_cols}
+  max(event_time) as last_event_time, 0L as views, 0L as carts, 0L as priced_views, cast(0 as double) as view_price_sum, {cat_cols}
 from ev group by user_id, event_date
 union all
-select 'started', cast(user_id as string), cast(start as date), count(*), 0, 0, null, 0L, {zero_cats}
+select 'started', cast(user_id as string), cast(start as date), count(*), 0, 0, null, 0L, 0L, 0L, 0D, {zero_cats}
 from starts group by user_id, cast(start as date)
 union all
 select 'product', cast(product_id as string), event_date, 0, count_if(event_type = 'purchase'), 0, null,
-  count_if(event_type = 'view'), {zero_cats}
+  count_if(event_type = 'view'), count_if(event_type = 'cart'), 0L, 0D, {zero_cats}
 from ev group by product_id, event_date
 union all
 select 'category', category_top, event_date, 0, count_if(event_type = 'purchase'), 0, null,
-  count_if(event_type = 'view'), {zero_cats}
+  count_if(event_type = 'view'), 0L, count_if(event_type = 'view' and price > 0),
+  coalesce(sum(case when event_type = 'view' and price > 0 then price end), 0D), {zero_cats}
 from ev group by category_top, event_date
 """
 
@@ -312,8 +344,10 @@ def history_from_rows(rows: pd.DataFrame) -> PriorHistory:
     user = user.fillna(dict.fromkeys(cats, 0))
     user["user_id"] = user["k"].astype("int64")
     user = user[["user_id", "event_date", "sessions_started", "events", "purchases", "spend", "last_event_time", *cats]]
-    p = rows[rows.t == "product"].assign(product_id=lambda d: d["k"].astype("int64"))[["product_id", "event_date", "views", "purchases"]]
-    c = rows[rows.t == "category"].rename(columns={"k": "category_top"})[["category_top", "event_date", "views", "purchases"]]
+    p = rows[rows.t == "product"].assign(product_id=lambda d: d["k"].astype("int64"))
+    p = p[["product_id", "event_date", "views", "carts", "purchases"]]
+    c = rows[rows.t == "category"].rename(columns={"k": "category_top"})
+    c = c[["category_top", "event_date", "views", "purchases", "priced_views", "view_price_sum"]]
     return PriorHistory(user.reset_index(drop=True), p.reset_index(drop=True), c.reset_index(drop=True))
 
 
@@ -337,12 +371,13 @@ def build_history(spark, bronze_path: Path, before: date | None = None) -> Prior
 
 
 def features_for_events(events: Iterable[dict], history: PriorHistory, points: int | None = None) -> pd.DataFrame:
-    """Rows (session_id, user_id, prediction_point, f_*...) for raw events; all points or the first ``points``."""
+    """Rows (session_id, user_id, prediction_point, f_*...) for raw events: every point the marts' rule gives,
+    with K = ``points`` (default: the dbt var, :func:`ml.feature_contract.prediction_points`)."""
+    cap = prediction_points() if points is None else points
     sessions = split_sessions([normalise(e) for e in events])
     rows = []
     for sid, evs in sessions.items():
-        upto = len(evs) if points is None else min(points, len(evs))
-        for k in range(1, upto + 1):
+        for k in range(1, last_point(evs, cap) + 1):
             rows.append({"session_id": sid, "user_id": evs[0]["user_id"], "prediction_point": k, **point_features(evs, k, history)})
     return pd.DataFrame(rows)
 
@@ -350,7 +385,7 @@ def features_for_events(events: Iterable[dict], history: PriorHistory, points: i
 def main() -> None:
     """Print the live features of a header-less REES46 CSV's sessions (no history): a quick look for humans.
 
-    Usage: ``python -m streaming.session_features FILE.csv [POINTS]``
+    Usage: ``python -m streaming.session_features FILE.csv [K]`` (K defaults to the dbt var).
     """
     import sys
 

@@ -64,9 +64,16 @@ session_events as (
 {#-
     CTEs `session_events` (incremental runs take the sessions with an event dated in
     `window`, from `arrival_window()`) and `ordered` (those events with event_seq =
-    position in the session, in `session_event_order()`, and the session's user, start
-    and start date). Shared by both ML feature marts so that their prediction points are
-    the same rows.
+    position in the session, in `session_event_order()`, the session's user, start
+    and start date, and `is_prediction_point`). Shared by both ML feature marts so that
+    their prediction points are the same rows.
+
+    The prediction-point rule, stated here only: the point just after event k exists
+    for k = 1..var intent_prediction_points (K) while the session has no purchase among
+    events 1..k. A point at or after the first purchase would ask "will a session that
+    has bought buy?", which a multi-item order (several purchase rows in one second)
+    answers for free; a shop acts before the purchase. The live scorer applies the same
+    rule with the same K (streaming.session_features.prediction_points).
 -#}
 {% macro ordered_session_events(window) %}
 
@@ -77,6 +84,10 @@ ordered as (
     select
         *,
         row_number() over in_order as event_seq,
+        -- in_order's default frame runs from the session's first event to this one
+        -- (its order is unique per event), so the sum counts purchases among events 1..k
+        row_number() over in_order <= {{ var('intent_prediction_points') }}
+            and sum(cast(event_type = 'purchase' as int)) over in_order = 0 as is_prediction_point,
         -- the session's user and start as fct_sessions has them (its first event's), from
         -- this same pass: joining fct_sessions would shuffle every event once more
         first_value(user_id) over whole_session as session_user_id,
@@ -88,3 +99,26 @@ ordered as (
 )
 
 {% endmacro %}
+
+{#-
+    Pre-hook of the feature marts: delete every row of the sessions that received a
+    purchase since the model's last run, so that the merge leaves them their current
+    points only. A late purchase that sorts before a session's existing points ends
+    those points (the rule above), and a merge only inserts and updates. Other arrivals
+    can only add points (and a session they join into another is removed by
+    `delete_vanished_sessions`). Those sessions' rows are all dated from
+    `window.read_start` on: the session has an event in the window and spans at most
+    var max_session_days.
+-#}
+{% macro delete_points_ended_by_a_late_purchase() -%}
+    {%- set window = arrival_window() if is_incremental() else none -%}
+    {%- if window and not nothing_arrived(window) -%}
+        merge into {{ this }} as target
+        using (
+            select distinct session_id from {{ ref('int_events_sessionized') }}
+            where event_date >= {{ window.start }} and ingested_at > {{ window.arrived_after }} and event_type = 'purchase'
+        ) as bought
+        on target.session_id = bought.session_id and target.event_date >= {{ window.read_start }}
+        when matched then delete
+    {%- endif -%}
+{%- endmacro %}

@@ -13,7 +13,8 @@ short, or a read that does not reach `max_session_days` back, gives a different 
 a shop session and a null-session chain crossing midnight into the window's first
 day, whose in-window half arrives late. And a late null-session event that bridges two
 inactivity sessions: the later one no longer exists after load 3, so its rows must go
-from every mart (a merge alone only inserts and updates).
+from every mart (a merge alone only inserts and updates). The late halves end in a
+purchase, so the feature marts' points and labels of the earlier halves change too.
 """
 
 from __future__ import annotations
@@ -128,6 +129,11 @@ def test_incremental_runs_equal_full_refresh(spark, cfg):
     assert sessions.loc["timeout-900000002-20191104235500", "n_events"] == "2"
     assert sessions.loc["timeout-900000003-20191106100000", "n_events"] == "3"
     assert "timeout-900000003-20191106104500" not in sessions.index
+    # the late purchases: points before them only, labelled as converting (load 1 alone had no purchase)
+    intent = full["fct_purchase_intent_features"]
+    for sid, points in (("midnight-shop", ["1", "2"]), ("timeout-900000002-20191104235500", ["1"])):
+        rows = intent[intent.session_id == sid]
+        assert rows.prediction_point.tolist() == points and set(rows.label_will_purchase) == {"1"}, sid
 
     # and the marts still reconcile with staging after the merge
     dbt("test", "--select", "test_type:singular")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.feature_contract import prediction_points
 from tests.integration.dbt_support import REPO_ROOT, dbt, ensure_quarantine, read_rees46_csv, write_bronze
 
 pytestmark = pytest.mark.integration
@@ -113,17 +114,35 @@ def test_category_funnel_equals_pandas(spark, sample_marts):
     assert got.loc["unknown", "sessions"] > 0  # 269 rows of the sample have no category_code
 
 
+def _expected_points(events: pd.DataFrame) -> pd.DataFrame:
+    """Per session, with pandas: its last prediction point by the marts' rule (k <= K, before the first
+    purchase) and whether it buys. Events in the marts' order: time, then view < cart < remove < purchase."""
+    e = events.drop_duplicates(subset=[c for c in events.columns if c not in ("source_line", "source_file")])
+    rank = e.event_type.map({"view": 1, "cart": 2, "remove_from_cart": 3, "purchase": 4})
+    e = e.assign(rank=rank).sort_values(["user_session", "event_time", "rank", "product_id"])
+    g = e.groupby("user_session").event_type
+    before_purchase = g.apply(lambda t: int((t == "purchase").cumsum().eq(0).sum()))
+    out = pd.DataFrame({"n_events": g.size(), "before_purchase": before_purchase, "buys": g.apply(lambda t: (t == "purchase").any())})
+    out["last_point"] = out[["n_events", "before_purchase"]].min(axis=1).clip(upper=prediction_points())
+    return out
+
+
 def test_feature_marts_follow_the_ml_contract(spark, sample_marts):
     intent = _mart(spark, "fct_purchase_intent_features")
-    sessions = _expected_sessions(sample_marts)
-    # one row per (session, k) for k up to min(5, session length)
-    assert len(intent) == int(sessions.n_events.clip(upper=5).sum())
+    expected = _expected_points(sample_marts)
+    # one row per (session, k) for k = 1..min(K, session length, events before the first purchase)
+    assert len(intent) == int(expected.last_point.sum())
+    got = intent.groupby("session_id").prediction_point.max()
+    assert got.to_dict() == expected.last_point[expected.last_point > 0].to_dict()
+    assert sorted(expected.last_point[expected.buys]) == [0, 1]  # of the two buyers one buys first: it has no point
     features = [c for c in intent.columns if c.startswith("f_")]
-    assert len(features) >= 20
+    assert len(features) >= 20 and "f_n_purchases" not in features
+    assert {"f_price_vs_category", "f_product_prior_cart_rate", "f_user_prior_category_share"} <= set(features)
     assert intent[features].notna().all().all()
     assert set(intent.label_will_purchase) <= {0, 1}
-    # label: a purchase strictly after the point; the sample's 2 purchases make some 1s
-    assert intent.label_will_purchase.sum() > 0
+    # label: the session buys later; the sample's one buyer with an event before its purchase makes the 1
+    labels = intent.set_index("session_id").label_will_purchase
+    assert labels.sum() == 1 and (labels.groupby(level=0).max() == expected.buys.reindex(labels.index.unique()).astype(int)).all()
     assert (intent.f_n_events == intent.prediction_point).all()
     categories = _mart(spark, "fct_category_features")
     assert len(categories) == len(intent)
@@ -137,6 +156,7 @@ def test_all_dbt_tests_pass(spark, sample_marts):
     names = {r.node.name for r in result.result}
     assert any("assert_every_staged_event_in_exactly_one_session" in n for n in names)
     assert any("intent_features_see_only_events_up_to_the_point" in n for n in names)
+    assert any("intent_points_stop_at_the_first_purchase_and_at_k" in n for n in names)
     dbt("docs", "generate")
 
 

@@ -69,8 +69,22 @@ def test_ml_feature_marts_follow_the_ml_contract():
                 assert col["data_type"] in ("double", "bigint"), col_name
     intent = {c["name"] for c in models["fct_purchase_intent_features"]["columns"]}
     assert {"label_will_purchase", "f_cart_value", "f_user_prior_spend", "f_product_prior_conversion"} <= intent
+    assert {"f_price_vs_category", "f_product_prior_cart_rate", "f_user_prior_category_events", "f_user_prior_category_share"} <= intent
+    assert "f_n_purchases" not in intent  # no point has a purchase among its events
     targets = [c["name"] for c in models["fct_category_features"]["columns"] if c["name"].startswith("y_")]
     assert targets == [f"y_{c}" for c in categories]
+
+
+def test_both_feature_marts_take_their_points_from_the_one_rule():
+    """The prediction-point rule (k <= K, before the first purchase) is written once, in macros/session_events.sql."""
+    macro = (DBT / "macros" / "session_events.sql").read_text()
+    assert macro.count("var('intent_prediction_points')") == 1 and "is_prediction_point" in macro
+    for name in ("fct_purchase_intent_features", "fct_category_features"):
+        text = (DBT / "models" / "marts" / f"{name}.sql").read_text()
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        assert "where is_prediction_point" in code and "intent_prediction_points" not in code, name
+        # a late purchase ends points a merge would keep
+        assert "delete_points_ended_by_a_late_purchase()" in text, name
 
 
 def test_incremental_models_merge_and_record_what_they_consumed():

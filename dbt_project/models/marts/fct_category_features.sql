@@ -1,9 +1,11 @@
 -- depends_on: {{ ref('top_level_categories') }}
 -- Category-interest training rows: the same (session, prediction point) rows as
--- fct_purchase_intent_features. Features: the user's share of events per top-level
--- category on days before the session, and the session's events per category up to
--- the point. Targets y_<category>: the session has an event in that category strictly
--- after the point (multi-label; one column per row of the top_level_categories seed).
+-- fct_purchase_intent_features (k = 1..var intent_prediction_points while the session
+-- has not purchased among events 1..k: the rule of macros/session_events.sql).
+-- Features: the user's share of events per top-level category on days before the
+-- session, and the session's events per category up to the point. Targets
+-- y_<category>: the session has an event in that category strictly after the point
+-- (multi-label; one column per row of the top_level_categories seed).
 --
 -- Partitioned by event_date: the merge rewrites only files of the days whose sessions
 -- changed (rows of a session are dated by their prediction point).
@@ -13,7 +15,10 @@
         tblproperties=delta_stats_on('prediction_time, user_id'),
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
-        pre_hook="{{ delete_vanished_sessions('event_date') }}",
+        pre_hook=[
+            "{{ delete_vanished_sessions('event_date') }}",
+            "{{ delete_points_ended_by_a_late_purchase() }}",
+        ],
         meta={'merge_prune_column': 'event_date'},
     )
 }}
@@ -43,6 +48,7 @@ running as (
         session_start,
         session_date,
         event_seq,
+        is_prediction_point,
         event_time,
         event_date
         {%- for category in categories %},
@@ -59,7 +65,7 @@ running as (
 points as (
 
     select * from running
-    where event_seq <= {{ var('intent_prediction_points') }}
+    where is_prediction_point
 
 ),
 

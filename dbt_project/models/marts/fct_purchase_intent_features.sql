@@ -1,8 +1,12 @@
--- Purchase-intent training rows: one per (session, prediction point k), k = 1..K
--- (K = var intent_prediction_points), the point being "just after the session's k-th
--- event". In-session features use events 1..k only; user history uses days before
--- the session's start day; product/category popularity uses days before the day of
--- the k-th event. Label: the session has a purchase strictly after event k.
+-- depends_on: {{ ref('top_level_categories') }}
+-- Purchase-intent training rows: one per (session, prediction point k), the point being
+-- "just after the session's k-th event", for k = 1..K (K = var intent_prediction_points)
+-- while the session has not purchased among events 1..k (the rule of
+-- macros/session_events.sql: a point at or after the first purchase does not exist).
+-- In-session features use events 1..k only; user history uses days before the session's
+-- start day; product/category popularity and prices use days before the day of the k-th
+-- event. Label: the session purchases later (after event k; as no point has a purchase
+-- yet, that is: the session has a purchase).
 --
 -- Partitioned by event_date: the merge rewrites only files of the days whose sessions
 -- changed (rows of a session are dated by their prediction point).
@@ -12,12 +16,17 @@
         tblproperties=delta_stats_on('prediction_time, user_id'),
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
-        pre_hook="{{ delete_vanished_sessions('event_date') }}",
+        pre_hook=[
+            "{{ delete_vanished_sessions('event_date') }}",
+            "{{ delete_points_ended_by_a_late_purchase() }}",
+        ],
         meta={'merge_prune_column': 'event_date'},
     )
 }}
 
 {%- set window = arrival_window() %}
+
+{% set categories = top_level_categories() %}
 
 with
 
@@ -58,6 +67,7 @@ running as (
         session_start,
         session_date,
         event_seq,
+        is_prediction_point,
         event_time,
         event_date,
         event_type,
@@ -67,7 +77,6 @@ running as (
         sum(cast(event_type = 'view' as int)) over so_far as n_views,
         sum(cast(event_type = 'cart' as int)) over so_far as n_carts,
         sum(cast(event_type = 'remove_from_cart' as int)) over so_far as n_removes,
-        sum(cast(event_type = 'purchase' as int)) over so_far as n_purchases,
         sum(cast(event_type = 'purchase' as int)) over whole_session as session_purchases,
         size(collect_set(product_id) over so_far) as n_distinct_products,
         size(collect_set(category_id) over so_far) as n_distinct_categories,
@@ -89,52 +98,34 @@ running as (
 points as (
 
     select * from running
-    where event_seq <= {{ var('intent_prediction_points') }}
+    where is_prediction_point
 
 ),
 
-final as (
+with_history as (
 
     select
-        points.session_id,
-        points.session_user_id as user_id,
-        cast(points.event_seq as int) as prediction_point,
-        points.event_time as prediction_time,
-        points.event_date,
-        cast(points.event_seq as bigint) as f_n_events,
-        cast(points.n_views as bigint) as f_n_views,
-        cast(points.n_carts as bigint) as f_n_carts,
-        cast(points.n_removes as bigint) as f_n_removes,
-        cast(points.n_purchases as bigint) as f_n_purchases,
-        cast(points.n_distinct_products as bigint) as f_n_distinct_products,
-        cast(points.n_distinct_categories as bigint) as f_n_distinct_categories,
-        cast(unix_timestamp(points.event_time) - unix_timestamp(points.session_start) as double) as f_seconds_in_session,
-        cast(coalesce(unix_timestamp(points.event_time) - unix_timestamp(points.previous_event_time), -1) as double)
-            as f_seconds_since_prev_event,
-        cast(points.mean_price as double) as f_mean_price,
-        cast(points.max_price as double) as f_max_price,
-        cast(points.price as double) as f_last_price,
-        cast(greatest(points.cart_value, 0) as double) as f_cart_value,
-        cast(points.n_carts > 0 as bigint) as f_has_cart,
-        cast(points.event_type = 'cart' as bigint) as f_last_is_cart,
-        cast(points.n_views - points.n_distinct_viewed_products as bigint) as f_repeat_product_views,
-        cast(coalesce(user_days.prior_sessions, 0) as bigint) as f_user_prior_sessions,
-        cast(coalesce(user_days.prior_purchases, 0) as bigint) as f_user_prior_purchases,
-        cast(coalesce(user_days.prior_spend, 0) as double) as f_user_prior_spend,
-        cast(
-            coalesce(
-                (unix_timestamp(points.session_start) - unix_timestamp(user_days.prior_last_event_time)) / 86400.0,
-                -1
-            ) as double
-        ) as f_user_days_since_last_session,
-        cast(coalesce(product_days.prior_views, 0) as bigint) as f_product_prior_views,
-        cast(coalesce(product_days.prior_purchases / nullif(product_days.prior_views, 0), 0) as double)
-            as f_product_prior_conversion,
-        cast(coalesce(category_days.prior_purchases / nullif(category_days.prior_views, 0), 0) as double)
-            as f_category_prior_conversion,
-        cast(hour(points.event_time) as bigint) as f_hour_of_day,
-        cast(dayofweek(points.event_time) as bigint) as f_day_of_week,
-        cast(points.session_purchases > points.n_purchases as int) as label_will_purchase
+        points.*,
+        user_days.prior_sessions as user_prior_sessions,
+        user_days.prior_events as user_prior_events,
+        user_days.prior_purchases as user_prior_purchases,
+        user_days.prior_spend as user_prior_spend,
+        user_days.prior_last_event_time as user_prior_last_event_time,
+        -- the user's events on earlier days in the k-th event's top-level category
+        -- (0 for a category the seed does not list: there is no column for it)
+        case points.category_top
+            {%- for category in categories %}
+            when '{{ category }}' then user_days.prior_events_{{ category }}
+            {%- endfor %}
+            else 0
+        end as user_prior_category_events,
+        product_days.prior_views as product_prior_views,
+        product_days.prior_carts as product_prior_carts,
+        product_days.prior_purchases as product_prior_purchases,
+        category_days.prior_views as category_prior_views,
+        category_days.prior_purchases as category_prior_purchases,
+        cast(category_days.prior_view_price_sum as double) / nullif(category_days.prior_priced_views, 0)
+            as category_prior_mean_price
     from points
     left join user_days
         on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
@@ -142,6 +133,54 @@ final as (
         on points.product_id = product_days.product_id and points.event_date = product_days.event_date
     left join category_days
         on points.category_top = category_days.category_top and points.event_date = category_days.event_date
+
+),
+
+final as (
+
+    select
+        session_id,
+        session_user_id as user_id,
+        cast(event_seq as int) as prediction_point,
+        event_time as prediction_time,
+        event_date,
+        cast(event_seq as bigint) as f_n_events,
+        cast(n_views as bigint) as f_n_views,
+        cast(n_carts as bigint) as f_n_carts,
+        cast(n_removes as bigint) as f_n_removes,
+        cast(n_distinct_products as bigint) as f_n_distinct_products,
+        cast(n_distinct_categories as bigint) as f_n_distinct_categories,
+        cast(unix_timestamp(event_time) - unix_timestamp(session_start) as double) as f_seconds_in_session,
+        cast(coalesce(unix_timestamp(event_time) - unix_timestamp(previous_event_time), -1) as double)
+            as f_seconds_since_prev_event,
+        cast(mean_price as double) as f_mean_price,
+        cast(max_price as double) as f_max_price,
+        cast(price as double) as f_last_price,
+        cast(
+            case when price > 0 and category_prior_mean_price > 0 then price / category_prior_mean_price else -1 end
+            as double
+        ) as f_price_vs_category,
+        cast(greatest(cart_value, 0) as double) as f_cart_value,
+        cast(n_carts > 0 as bigint) as f_has_cart,
+        cast(event_type = 'cart' as bigint) as f_last_is_cart,
+        cast(n_views - n_distinct_viewed_products as bigint) as f_repeat_product_views,
+        cast(coalesce(user_prior_sessions, 0) as bigint) as f_user_prior_sessions,
+        cast(coalesce(user_prior_purchases, 0) as bigint) as f_user_prior_purchases,
+        cast(coalesce(user_prior_spend, 0) as double) as f_user_prior_spend,
+        cast(
+            coalesce((unix_timestamp(session_start) - unix_timestamp(user_prior_last_event_time)) / 86400.0, -1)
+            as double
+        ) as f_user_days_since_last_session,
+        cast(coalesce(user_prior_category_events, 0) as bigint) as f_user_prior_category_events,
+        cast(coalesce(user_prior_category_events / nullif(user_prior_events, 0), 0) as double) as f_user_prior_category_share,
+        cast(coalesce(product_prior_views, 0) as bigint) as f_product_prior_views,
+        cast(coalesce(product_prior_purchases / nullif(product_prior_views, 0), 0) as double) as f_product_prior_conversion,
+        cast(coalesce(product_prior_carts / nullif(product_prior_views, 0), 0) as double) as f_product_prior_cart_rate,
+        cast(coalesce(category_prior_purchases / nullif(category_prior_views, 0), 0) as double) as f_category_prior_conversion,
+        cast(hour(event_time) as bigint) as f_hour_of_day,
+        cast(dayofweek(event_time) as bigint) as f_day_of_week,
+        cast(session_purchases > 0 as int) as label_will_purchase
+    from with_history
 
 )
 
