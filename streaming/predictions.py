@@ -8,6 +8,12 @@ was most of the scorer's end-to-end latency. Both write the same Delta log, so S
 ``DELETE``/``VACUUM`` (``session_admin delete-user``) and delta-rs appends interleave
 under Delta's optimistic concurrency.
 
+A session gets a probability only at the feature marts' prediction points (before its
+first purchase, at most K events); a session that has bought gets one row with
+``converted`` true and no probability (see ``streaming.scorer.score_sessions``).
+Columns added since a table was created (``converted``) are added to it on start
+(:func:`ensure_predictions_table`), so an existing table keeps working.
+
 Idempotence is Delta's own application-transaction (``txn``) action, the one Spark's
 ``txnAppId``/``txnVersion`` options write: each append commits ``(app_id, version)``
 with its rows, and an append whose version is not above the recorded one is skipped,
@@ -27,13 +33,13 @@ from lakehouse import config
 PREDICTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("session_id", "string", "Session scored (dbt session id)."),
     ("user_id", "bigint", "User of the session."),
-    ("prediction_point", "int", "Events of the session seen when scoring (the dbt mart's prediction_point)."),
-    ("event_time", "timestamp", "Event time of the session's last event at scoring."),
+    ("prediction_point", "int", "Events seen when scoring (the mart's prediction_point); converted row: the first purchase's position."),
+    ("event_time", "timestamp", "Event time of the session's last event at scoring (of its first purchase on a converted row)."),
     ("event_date", "date", "UTC date of event_time."),
     ("processing_time", "timestamp", "When the scorer produced the prediction."),
     ("kafka_timestamp", "timestamp", "Kafka timestamp (produce time) of the newest event of the session in the batch."),
     ("latency_ms", "double", "processing_time - kafka_timestamp: end-to-end latency from produce to prediction."),
-    ("purchase_probability", "double", "P(the session buys after this point); null without a purchase champion."),
+    ("purchase_probability", "double", "P(the session buys after this point); null on a converted row or without a purchase champion."),
     ("purchase_label", "int", "purchase_probability >= the model's threshold."),
     ("top_1", "string", "Most likely next top-level category."),
     ("top_2", "string", "Second most likely category."),
@@ -43,6 +49,8 @@ PREDICTION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("category_model_version", "string", "Registry version of the category model used."),
     ("source", "string", "stream, or reprocess for rows written by the reprocess command."),
     ("batch_id", "bigint", "Micro-batch (or reprocess run) that wrote the row."),
+    # added after the others: ensure_predictions_table appends it to older tables, and new ones get the same order
+    ("converted", "boolean", "True: the session bought and is no longer scored (one row, no probability); null in older rows."),
 )
 COLUMN_NAMES: list[str] = [name for name, _, _ in PREDICTION_COLUMNS]
 
@@ -52,13 +60,35 @@ def predictions_path(cfg: config.Config) -> Path:
 
 
 def ensure_predictions_table(spark: SparkSession, path: Path) -> None:
-    """Create the table (with its column comments) unless it exists."""
+    """Create the table (with its column comments) unless it exists; add the columns an older table lacks."""
     from delta.tables import DeltaTable
 
     builder = DeltaTable.createIfNotExists(spark).location(str(path)).comment("Live purchase-intent and category predictions.")
     for name, sql_type, comment in PREDICTION_COLUMNS:
         builder = builder.addColumn(name, sql_type, comment=comment)
     builder.partitionedBy("event_date").execute()
+    add_missing_columns(spark, path)
+
+
+def add_missing_columns(spark: SparkSession, path: Path) -> list[str]:
+    """Add to an existing table the columns of :data:`PREDICTION_COLUMNS` it lacks (null in its old rows); returns their names.
+
+    A table created by an earlier version of the scorer would otherwise refuse the
+    appends of this one (delta-rs writes with the table's schema).
+    """
+    from delta.tables import DeltaTable
+
+    have = set(DeltaTable.forPath(spark, str(path)).toDF().columns)
+    missing = [(name, sql_type, comment) for name, sql_type, comment in PREDICTION_COLUMNS if name not in have]
+    if missing:
+        columns = ", ".join(f"{name} {sql_type} comment '{_sql_string(comment)}'" for name, sql_type, comment in missing)
+        spark.sql(f"alter table delta.`{path}` add columns ({columns})")
+    return [name for name, _, _ in missing]
+
+
+def _sql_string(text: str) -> str:
+    """``text`` for a single-quoted Spark SQL literal."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 class PredictionsWriter:

@@ -7,9 +7,13 @@ open session's events in memory (``streaming.scorer_state``: deduplicated by eve
 a key idle ``SCORER_STATE_TIMEOUT_MINUTES`` of processing time is dropped). On start,
 before the stream, that state is rebuilt from Kafka up to the last committed batch
 (``restore_state``), so ``kill -9`` loses none of it. For every session the batch
-touched, the driver computes the dbt feature marts' ``f_*`` values at its latest event
-(``streaming.session_features``), scores them with the models holding the
-``champion`` alias (re-checked every ``SCORER_MODEL_REFRESH_SECONDS``), and
+touched, the driver applies the feature marts' prediction-point rule
+(``macros/session_events.sql``; K from ``ml.feature_contract.prediction_points``): a
+session with no purchase and at most K events is scored at its latest event (the dbt
+marts' ``f_*`` values, ``streaming.session_features``, with the models holding the
+``champion`` alias, re-checked every ``SCORER_MODEL_REFRESH_SECONDS``); one that has
+bought is recorded once as converted, without a probability; one past K keeps its last
+prediction and its document says scoring stopped at the cap. Then it
 
 * appends the predictions to the Delta ``predictions`` table (``streaming.predictions``,
   through delta-rs) as an idempotent write keyed by the batch id (Delta's ``txn``
@@ -41,13 +45,13 @@ from pyspark.sql import functions as F
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
-from ml.feature_contract import TASK_SPECS
+from ml.feature_contract import TASK_SPECS, prediction_points
 from ml.registry import CHAMPION
 from streaming.predictions import COLUMN_NAMES, PredictionsWriter, ensure_predictions_table, predictions_path
 from streaming.producer import ensure_topic
 from streaming.scorer_process import READY_LINE
 from streaming.scorer_state import SessionStateStore, initial_offsets, last_committed_batch, rebuild_ranges
-from streaming.session_features import PriorHistory, build_history, point_features
+from streaming.session_features import PriorHistory, build_history, first_purchase, point_features
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import validate_json
 
@@ -186,6 +190,32 @@ class HistoryCache:
 # ---------------------------------------------------------------- scoring (pure pandas, shared with reprocess)
 
 
+SCORE, CONVERTED, CAPPED = "score", "converted", "points_cap"
+
+
+def session_status(events: list[dict], cap: int) -> str:
+    """Where the prediction-point rule leaves a session: converted (it has bought), points_cap (past K events) or score."""
+    if first_purchase(events) is not None:
+        return CONVERTED
+    return CAPPED if len(events) > cap else SCORE
+
+
+def session_outcome(events: list[dict], cap: int, added: set[bytes] | None) -> str | None:
+    """What a batch writes for a session it touched: a score, the conversion, a capped document, or nothing.
+
+    A conversion is written once, by the batch that brings the first purchase (judged
+    from the events the session had before the batch: those not in ``added``, every one
+    when ``added`` is None); a batch replayed after a restart sees the same state and so
+    decides the same. A session past the cap gets its document (counts, last events)
+    updated on every touch, without a prediction.
+    """
+    status = session_status(events, cap)
+    if status != CONVERTED:
+        return status
+    before = [] if added is None else [e for e in events if bytes.fromhex(e["event_id"]) not in added]
+    return None if first_purchase(before) is not None else CONVERTED
+
+
 def score_sessions(
     sessions: dict[str, list[dict]],
     history: PriorHistory,
@@ -196,48 +226,79 @@ def score_sessions(
     source: str,
     history_cap: int,
     new_sessions: set[str] | frozenset[str] = frozenset(),
+    added: set[bytes] | None = None,
+    points_cap: int | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Prediction rows and MongoDB documents for sessions scored at their latest event.
+    """Prediction rows and MongoDB documents for the sessions a batch touched, by the marts' prediction-point rule.
 
-    ``new_sessions``: those no earlier batch scored (their documents need no merge with a stored history).
+    A session that has not bought and has at most ``points_cap`` events (default: the
+    dbt var, so live points are the points the models were trained on) is scored at its
+    latest event. One that has bought gets one row with ``converted`` true and no
+    probability, dated by its first purchase, and one document update. One past the cap
+    gets no row (it keeps its last prediction) and a document saying scoring stopped
+    there (see :func:`session_outcome`).
+
+    ``added``: ids (sha256 digests) of the events this batch added to the state; None
+    (reprocess) treats every event as new. ``new_sessions``: those no earlier batch
+    scored (their documents need no merge with a stored history).
     """
-    if not sessions:
-        return pd.DataFrame(columns=COLUMN_NAMES), []
-    keys, feats = [], []
-    for sid, evs in sessions.items():
-        keys.append((sid, evs))
-        feats.append(point_features(evs, len(evs), history))
-    features = pd.DataFrame(feats)
-    scored = models.score(features)
+    cap = prediction_points() if points_cap is None else points_cap
+    outcomes = {sid: session_outcome(evs, cap, added) for sid, evs in sessions.items()}
+    to_score = [sid for sid, outcome in outcomes.items() if outcome == SCORE]
+    features = pd.DataFrame([point_features(sessions[sid], len(sessions[sid]), history) for sid in to_score])
+    scores = dict(zip(to_score, models.score(features).to_dict("records"), strict=True)) if to_score else {}
     now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
     rows, docs = [], []
-    for i, (sid, evs) in enumerate(keys):
-        last = evs[-1]
-        kts = kafka_ts.get(sid)
-        s = scored.iloc[i]
-        row = {
-            "session_id": sid,
-            "user_id": int(evs[0]["user_id"]),
-            "prediction_point": len(evs),
-            "event_time": pd.Timestamp(last["event_time"]),
-            "event_date": last["event_time"].date(),
-            "processing_time": now,
-            "kafka_timestamp": kts,
-            "latency_ms": (now - kts).total_seconds() * 1000.0 if kts is not None and not pd.isna(kts) else None,
-            "purchase_probability": None if pd.isna(s["purchase_probability"]) else float(s["purchase_probability"]),
-            "purchase_label": None if pd.isna(s["purchase_label"]) else int(s["purchase_label"]),
-            "top_1": s["top_1"],
-            "top_2": s["top_2"],
-            "top_3": s["top_3"],
-            "category_probabilities": s["category_probabilities"],
-            "purchase_model_version": s["purchase_model_version"],
-            "category_model_version": s["category_model_version"],
-            "source": source,
-            "batch_id": int(batch_id),
-        }
-        rows.append(row)
-        docs.append(session_document(sid, evs, row, history_cap, new=sid in new_sessions))
-    return pd.DataFrame(rows), docs
+    for sid, outcome in outcomes.items():
+        if outcome is None:
+            continue
+        evs = sessions[sid]
+        row = None  # past the cap: the document only
+        if outcome == SCORE:
+            row = _prediction_row(sid, evs, len(evs), scores[sid], now, kafka_ts.get(sid), source, batch_id)
+        elif outcome == CONVERTED:
+            row = _prediction_row(sid, evs, first_purchase(evs), None, now, kafka_ts.get(sid), source, batch_id)
+        if row is not None:
+            rows.append(row)
+        docs.append(session_document(sid, evs, row, history_cap, points_cap=cap, new=sid in new_sessions))
+    return pd.DataFrame(rows, columns=COLUMN_NAMES), docs
+
+
+def _prediction_row(
+    sid: str,
+    evs: list[dict],
+    point: int,
+    scored: dict | None,
+    now: pd.Timestamp,
+    kts: pd.Timestamp | None,
+    source: str,
+    batch_id: int,
+) -> dict:
+    """One row of the predictions table: the scores at ``point``, or (``scored`` None) the session converted at ``point``."""
+    at = evs[point - 1]
+    s = scored or {}
+    probability, label = s.get("purchase_probability"), s.get("purchase_label")
+    return {
+        "session_id": sid,
+        "user_id": int(evs[0]["user_id"]),
+        "prediction_point": point,
+        "event_time": pd.Timestamp(at["event_time"]),
+        "event_date": at["event_time"].date(),
+        "processing_time": now,
+        "kafka_timestamp": kts,
+        "latency_ms": (now - kts).total_seconds() * 1000.0 if kts is not None and not pd.isna(kts) else None,
+        "purchase_probability": None if probability is None or pd.isna(probability) else float(probability),
+        "purchase_label": None if label is None or pd.isna(label) else int(label),
+        "top_1": s.get("top_1"),
+        "top_2": s.get("top_2"),
+        "top_3": s.get("top_3"),
+        "category_probabilities": s.get("category_probabilities"),
+        "purchase_model_version": s.get("purchase_model_version"),
+        "category_model_version": s.get("category_model_version"),
+        "source": source,
+        "batch_id": int(batch_id),
+        "converted": scored is None,
+    }
 
 
 # ---------------------------------------------------------------- the streaming query
@@ -336,6 +397,7 @@ class Scorer:
             source="stream",
             history_cap=int(self.cfg["PREDICTION_HISTORY_CAP"]),
             new_sessions=self.state.new_sessions(sessions),
+            added=self.state.last_added,
         )
         clock.lap("score")
         wrote = False
@@ -344,11 +406,15 @@ class Scorer:
         clock.lap("delta")
         self.mirror.publish(batch_id, docs)
         clock.lap("outbox")
+        converted = int(rows["converted"].sum()) if len(rows) else 0
         log.info(
-            "batch %d: %d events, %d sessions scored, delta %s, mongo outbox %d batch(es) pending, state %d keys / %d events, %s",
+            "batch %d: %d events, %d sessions scored, %d converted, %d past the points cap, delta %s, "
+            "mongo outbox %d batch(es) pending, state %d keys / %d events, %s",
             batch_id,
             len(pdf),
-            len(rows),
+            len(rows) - converted,
+            converted,
+            len(docs) - len(rows),
             "written" if wrote else "skipped (replay or empty)",
             len(self.mirror.pending()),
             len(self.state),

@@ -18,6 +18,13 @@ Why replays leave the same documents: a document is replaced as a whole from the
 session's events (which the scorer keeps in state), and its prediction history is
 merged by prediction point (the number of events seen), so a replayed batch
 rewrites entries that are already there instead of appending duplicates.
+
+What a document says about scoring (the feature marts' prediction-point rule, applied
+by ``streaming.scorer``): ``points_cap`` is K, the most events a scored point has;
+``converted`` and ``first_purchase_time`` say whether and when the session bought;
+``scoring_stopped`` is null while the session is scored, ``converted`` once it has
+bought (its latest entry then has no probability), ``points_cap`` once it passed K
+events without buying (its latest entry is its last prediction, at K events at most).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ def _dt(v):
 def prediction_entry(row: dict) -> dict:
     """The part of a prediction row kept in the document's history."""
     return {
+        "converted": bool(row.get("converted")),
         "point": int(row["prediction_point"]),
         "event_time": _dt(row["event_time"]),
         "scored_at": _dt(row["processing_time"]),
@@ -66,18 +74,24 @@ def prediction_entry(row: dict) -> dict:
     }
 
 
-def session_document(session_id: str, events: Sequence[dict], row: dict, history_cap: int, new: bool = False) -> dict:
+def session_document(
+    session_id: str, events: Sequence[dict], row: dict | None, history_cap: int, new: bool = False, *, points_cap: int
+) -> dict:
     """A session document from the session's (ordered) events and its newest prediction row.
 
-    ``new``: no earlier prediction of this session was mirrored, so the writer need not
-    read a stored history to merge with (see ``upsert_documents``).
+    ``row`` is None for a session past ``points_cap`` events: it gets no new prediction,
+    and the stored history (its last prediction) stays. ``new``: no earlier prediction
+    of this session was mirrored, so the writer need not read a stored history to merge
+    with (see ``upsert_documents``).
     """
     counts = {t: sum(1 for e in events if e["event_type"] == t) for t in _EVENT_TYPES}
     cats: list[str] = []
     for e in events:
         if e["category_top"] not in cats:
             cats.append(e["category_top"])
-    entry = prediction_entry(row)
+    entry = None if row is None else prediction_entry(row)
+    bought = next((e["event_time"] for e in events if e["event_type"] == "purchase"), None)
+    stopped = "converted" if bought is not None else "points_cap" if len(events) > points_cap else None
     return {
         "_id": session_id,
         "session_id": session_id,
@@ -98,8 +112,12 @@ def session_document(session_id: str, events: Sequence[dict], row: dict, history
             }
             for e in events[-LAST_EVENTS:]
         ],
+        "converted": bought is not None,
+        "first_purchase_time": _dt(bought),
+        "points_cap": int(points_cap),
+        "scoring_stopped": stopped,
         "latest_prediction": entry,
-        "predictions": [entry],
+        "predictions": [] if entry is None else [entry],
         "history_cap": int(history_cap),
         "new_session": bool(new),
     }
@@ -203,7 +221,7 @@ def upsert_documents(coll, docs: Sequence[dict], histories: WrittenHistories | N
             hist = written[sid] = merge_history(previous.get(sid, []), d["predictions"], int(d["history_cap"]))
             full = stored_form(d)
             full["predictions"] = hist
-            full["latest_prediction"] = hist[-1]
+            full["latest_prediction"] = hist[-1] if hist else None  # a session past the cap before its first score has none
             (inserts if sid in new else replaces).append(full)
         replaces += _insert_new(coll, inserts)
         if replaces:

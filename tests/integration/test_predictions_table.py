@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from streaming.predictions import COLUMN_NAMES, PredictionsWriter, ensure_predictions_table
+from streaming.predictions import COLUMN_NAMES, PREDICTION_COLUMNS, PredictionsWriter, ensure_predictions_table
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,7 @@ def _rows(batch: int, n: int = 3) -> pd.DataFrame:
                 "category_probabilities": {"electronics": 0.5},
                 "source": "stream",
                 "batch_id": batch,
+                "converted": i == 0,
             }
             for i in range(n)
         ]
@@ -63,6 +64,22 @@ def test_a_replayed_batch_adds_nothing_and_spark_reads_what_delta_rs_wrote(spark
     assert df.count() == 9
     row = df.filter("session_id = 's1-0'").first()
     assert row.category_probabilities == {"electronics": 0.5} and row.event_time == datetime(2019, 11, 3, 10, 0, 1)
+    assert row.converted is True and df.filter("not converted").count() == 6
+
+
+def test_a_table_from_before_the_converted_column_gains_it_and_keeps_its_rows(spark, tmp_path) -> None:
+    path = tmp_path / "predictions"
+    old = [(name, sql_type) for name, sql_type, _ in PREDICTION_COLUMNS if name != "converted"]
+    spark.sql(f"create table delta.`{path}` ({', '.join(f'{n} {t}' for n, t in old)}) using delta partitioned by (event_date)")
+    spark.sql(f"insert into delta.`{path}` (session_id, user_id, batch_id) values ('before', 1, -1)")
+    ensure_predictions_table(spark, path)
+    ensure_predictions_table(spark, path)  # a second start finds nothing to add
+    df = spark.read.format("delta").load(str(path))
+    assert df.columns == COLUMN_NAMES
+    assert "bought" in next(f for f in df.schema.fields if f.name == "converted").metadata.get("comment", "")
+    assert PredictionsWriter(path).append(_rows(1), "scorer:t", 1)  # delta-rs writes the new column too
+    got = {r.session_id: r.converted for r in spark.read.format("delta").load(str(path)).collect()}
+    assert got == {"before": None, "s1-0": True, "s1-1": False, "s1-2": False}
 
 
 def test_spark_reads_the_table_after_delta_rs_rewrote_the_checkpoint_pointer_spark_wrote(spark, tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Pure logic of the scorer: live features, sessionization, history lookups, document history, input checks."""
+"""Pure logic of the scorer: live features, the prediction-point rule, sessionization, history lookups, documents, input checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.feature_contract import prediction_points
+from streaming.scorer import score_sessions
 from streaming.session_admin import InputError, parse_user_id, session_filter
-from streaming.session_features import PriorHistory, features_for_events, normalise, point_features, split_sessions
+from streaming.session_features import PriorHistory, features_for_events, last_point, normalise, point_features, split_sessions
 from streaming.session_store import merge_history
 
 
@@ -53,7 +55,116 @@ def test_in_session_features_follow_the_mart_rules() -> None:
     assert f["f_day_of_week"] == 1  # 2019-11-03 is a Sunday: Spark's dayofweek = 1
     assert f["f_so_far_electronics"] == 3 and f["f_so_far_unknown"] == 2
     assert f["f_last_is_cart"] == 0 and f["f_has_cart"] == 1
+    assert "f_n_purchases" not in f  # always 0 at a point that exists
+    assert f["f_price_vs_category"] == -1 and f["f_product_prior_cart_rate"] == 0 and f["f_user_prior_category_share"] == 0
     assert point_features(s, 1, PriorHistory())["f_seconds_since_prev_event"] == -1
+
+
+def test_the_points_cap_is_the_dbt_var() -> None:
+    import yaml
+
+    from lakehouse.config import REPO_ROOT
+
+    assert prediction_points() == yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())["vars"]["intent_prediction_points"]
+    assert prediction_points() >= 10  # live scoring must reach past the first few events of a session
+
+
+def _session(*types: str, session: str = "s1") -> list[dict]:
+    events = [ev(f"2019-11-03 10:{i:02d}:00", t, product=i + 1, session=session) for i, t in enumerate(types)]
+    return split_sessions([normalise(e) for e in events])[session]
+
+
+def test_points_stop_before_the_first_purchase_and_at_the_cap() -> None:
+    assert last_point(_session("view", "cart", "purchase", "purchase", "view"), cap=20) == 2
+    assert last_point(_session("purchase", "view"), cap=20) == 0
+    assert last_point(_session(*["view"] * 25), cap=20) == 20
+    assert last_point(_session("view", "view", "view", "purchase"), cap=2) == 2
+    events = [ev("2019-11-03 10:00:00", "view"), ev("2019-11-03 10:01:00", "cart"), ev("2019-11-03 10:02:00", "purchase")]
+    events += [ev(f"2019-11-03 11:{i:02d}:00", "view", session="long") for i in range(25)]
+    rows = features_for_events(events, PriorHistory())
+    assert rows.groupby("session_id").prediction_point.max().to_dict() == {"s1": 2, "long": prediction_points()}
+
+
+def test_history_features_price_cart_rate_and_category_interest() -> None:
+    day = pd.Timestamp("2019-11-02")
+    h = PriorHistory(
+        user=pd.DataFrame(
+            {"user_id": [7], "event_date": [day], "sessions_started": [1], "events": [8], "purchases": [0], "spend": [0.0]}
+            | {"last_event_time": [day], "events_electronics": [2], "events_unknown": [6]}
+        ),
+        product=pd.DataFrame({"product_id": [1], "event_date": [day], "views": [4], "carts": [3], "purchases": [1]}),
+        category=pd.DataFrame(
+            {
+                "category_top": ["electronics"],
+                "event_date": [day],
+                "views": [5],
+                "purchases": [1],
+                "priced_views": [4],
+                "view_price_sum": [20.0],
+            }
+        ),
+    )
+    f = point_features(_session("view"), 1, h)  # product 1, electronics, price 10, the day after
+    assert f["f_price_vs_category"] == 2.0  # 10 over the mean viewed price 20 / 4
+    assert f["f_product_prior_cart_rate"] == 0.75
+    assert f["f_user_prior_category_events"] == 2 and f["f_user_prior_category_share"] == 0.25
+    zero_price = [normalise(ev("2019-11-03 10:00:00", "view", price=0.0))]
+    assert point_features(zero_price, 1, h)["f_price_vs_category"] == -1
+
+
+class _Models:
+    """Stands in for ChampionModels: a fixed probability for every row it is asked to score."""
+
+    def __init__(self) -> None:
+        self.scored = 0
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        self.scored += len(features)
+        out = pd.DataFrame(index=features.index)
+        out["purchase_probability"], out["purchase_label"] = 0.3, 0
+        for col in ("top_1", "top_2", "top_3", "category_probabilities", "purchase_model_version", "category_model_version"):
+            out[col] = None
+        return out
+
+
+def _score(sessions: dict[str, list[dict]], added: set[bytes] | None, cap: int = 3) -> tuple[pd.DataFrame, list[dict], int]:
+    models = _Models()
+    rows, docs = score_sessions(
+        sessions, PriorHistory(), models, kafka_ts={}, batch_id=1, source="stream", history_cap=20, added=added, points_cap=cap
+    )
+    return rows, docs, models.scored
+
+
+def _ids(events: list[dict]) -> set[bytes]:
+    return {bytes.fromhex(e["event_id"]) for e in events}
+
+
+def test_the_scorer_scores_open_sessions_and_records_a_conversion_once() -> None:
+    s = _session("view", "cart", "purchase", "view")
+    rows, docs, scored = _score({"s1": s[:2]}, _ids(s[:2]))
+    assert scored == 1 and rows.prediction_point.tolist() == [2] and rows.converted.tolist() == [False]
+    assert docs[0]["converted"] is False and docs[0]["scoring_stopped"] is None and docs[0]["points_cap"] == 3
+    rows, docs, scored = _score({"s1": s[:3]}, _ids(s[2:3]))  # the batch brings the purchase
+    assert scored == 0 and len(rows) == 1
+    row = rows.iloc[0]
+    assert row.converted and row.prediction_point == 3 and row.purchase_probability is None
+    assert docs[0]["converted"] is True and docs[0]["first_purchase_time"] == s[2]["event_time"]
+    assert docs[0]["scoring_stopped"] == "converted" and docs[0]["latest_prediction"]["converted"] is True
+    rows, docs, scored = _score({"s1": s}, _ids(s[3:]))  # a later event of a converted session writes nothing
+    assert (scored, len(rows), docs) == (0, 0, [])
+
+
+def test_the_scorer_stops_at_the_cap_and_keeps_the_last_prediction() -> None:
+    s = _session("view", "view", "view", "view", "view")
+    rows, docs, _ = _score({"s1": s[:3]}, _ids(s[:3]))
+    assert rows.prediction_point.tolist() == [3]
+    rows, docs, scored = _score({"s1": s[:4]}, _ids(s[3:4]))  # past the cap: a document, no row
+    assert (scored, len(rows)) == (0, 0)
+    assert docs[0]["scoring_stopped"] == "points_cap" and docs[0]["points_cap"] == 3 and docs[0]["predictions"] == []
+    rows, docs, scored = _score({"s1": s}, _ids(s[4:]))  # the document keeps counting, still without a prediction
+    assert (scored, len(rows), docs[0]["n_events"], docs[0]["latest_prediction"]) == (0, 0, 5, None)
+    rows, docs, _ = _score({"s1": _session("view", "view", "view", "view", "purchase")}, None)  # reprocess: all events new
+    assert rows.converted.tolist() == [True] and rows.prediction_point.tolist() == [5]
 
 
 def test_exact_duplicates_count_once_and_null_sessions_split_on_30_minute_gaps() -> None:
