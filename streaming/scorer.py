@@ -216,6 +216,21 @@ def session_outcome(events: list[dict], cap: int, added: set[bytes] | None) -> s
     return None if first_purchase(before) is not None else CONVERTED
 
 
+def final_row(events: list[dict], cap: int | None = None) -> tuple[int, bool] | None:
+    """(prediction_point, converted) of the last row the scorer writes for a session once all ``events`` are in.
+
+    For whoever waits on the predictions table: a session that bought ends with its
+    conversion at its first purchase, one of at most K events with a score at its last
+    event. None past K: its last score is at the last point a batch ended on, which
+    depends on how its events were batched.
+    """
+    cap = prediction_points() if cap is None else cap
+    status = session_status(events, cap)
+    if status == CAPPED:
+        return None
+    return (first_purchase(events), True) if status == CONVERTED else (len(events), False)
+
+
 def score_sessions(
     sessions: dict[str, list[dict]],
     history: PriorHistory,

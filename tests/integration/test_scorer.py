@@ -62,9 +62,9 @@ def _last_row(evs: list[dict]) -> tuple[int, bool]:
     The synthetic sessions are shorter than K, so each one ends scored at its last event,
     or, if it bought, converted at its first purchase.
     """
-    assert len(evs) <= prediction_points()
-    bought = first_purchase(evs)
-    return (len(evs), False) if bought is None else (bought, True)
+    last = scorer_mod.final_row(evs)
+    assert last is not None, "a synthetic session longer than K"
+    return last
 
 
 def _up_to_date(doc: dict, evs: list[dict]) -> bool:

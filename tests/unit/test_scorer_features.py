@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.feature_contract import prediction_points
-from streaming.scorer import score_sessions
+from streaming.scorer import final_row, score_sessions
 from streaming.session_admin import InputError, parse_user_id, session_filter
 from streaming.session_features import PriorHistory, features_for_events, last_point, normalise, point_features, split_sessions
 from streaming.session_store import merge_history
@@ -165,6 +165,12 @@ def test_the_scorer_stops_at_the_cap_and_keeps_the_last_prediction() -> None:
     assert (scored, len(rows), docs[0]["n_events"], docs[0]["latest_prediction"]) == (0, 0, 5, None)
     rows, docs, _ = _score({"s1": _session("view", "view", "view", "view", "purchase")}, None)  # reprocess: all events new
     assert rows.converted.tolist() == [True] and rows.prediction_point.tolist() == [5]
+
+
+def test_final_row_is_where_a_complete_session_ends() -> None:
+    assert final_row(_session("view", "cart", "purchase", "view"), cap=3) == (3, True)
+    assert final_row(_session("view", "cart"), cap=3) == (2, False)
+    assert final_row(_session("view", "view", "view", "view"), cap=3) is None  # depends on the batches
 
 
 def test_exact_duplicates_count_once_and_null_sessions_split_on_30_minute_gaps() -> None:
