@@ -73,7 +73,8 @@ session_events as (
     events 1..k. A point at or after the first purchase would ask "will a session that
     has bought buy?", which a multi-item order (several purchase rows in one second)
     answers for free; a shop acts before the purchase. The live scorer applies the same
-    rule with the same K (streaming.session_features.prediction_points).
+    rule (streaming.session_features.last_point) with the same K, which Python reads
+    from dbt_project.yml (ml.feature_contract.prediction_points).
 -#}
 {% macro ordered_session_events(window) %}
 
