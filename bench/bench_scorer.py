@@ -25,6 +25,7 @@ import typer
 from lakehouse import config, services
 from streaming import scorer_process
 from streaming.predictions import predictions_path
+from streaming.scorer import final_row
 from streaming.session_features import normalise, split_sessions
 from streaming.session_store import SessionMirror, connect
 
@@ -71,6 +72,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
     events = _events(rate * seconds, seed)
     msgs = payloads(events)
     sessions = split_sessions([normalise(e) for e in events.to_dict("records")])
+    ends = {sid: final_row(evs) for sid, evs in sessions.items()}  # caught up: each session's last row is written
     # a database of its own: the generator's session ids repeat from run to run, and
     # documents left by an earlier run would turn the mirror's inserts into replacements
     database = topic.replace("-", "_")
@@ -89,7 +91,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
             p = spark.read.format("delta").load(path).filter(f"processing_time >= '{started}'").toPandas()
             p = p[p.session_id.isin(sessions)]
             last = p.groupby("session_id").prediction_point.max()
-            if len(last) == len(sessions) and all(last[s] >= len(e) for s, e in sessions.items()):
+            if len(last) == len(sessions) and all(end is None or last[s] >= end[0] for s, end in ends.items()):
                 caught_up = time.monotonic() - ended <= 30
                 break
             time.sleep(2)

@@ -206,22 +206,27 @@ def _train(spark, cfg: config.Config, output: Path, data_note: str, name_suffix:
 
 
 def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float, timeout_s: float = 300) -> dict[str, Any]:
-    """Run the streaming scorer while a live slice is produced; wait until every session has its prediction.
+    """Run the streaming scorer while a live slice is produced; wait until every session has its last row.
 
     The scorer runs as its own process (as in production: ``python -m streaming.scorer``)
     on a topic of its own per run, so a second run scores the slice again from a fresh
-    checkpoint. Returns the latency percentiles of the prediction rows it wrote.
+    checkpoint. A session's last row is its score at its last event, or its conversion
+    (``streaming.scorer.final_row``); a session past the prediction-point cap is not
+    waited for (whether it got a row depends on how its events were batched). Returns
+    the latency percentiles of the prediction rows it wrote.
     """
     import pandas as pd
 
     from streaming import scorer_process
     from streaming.predictions import predictions_path
     from streaming.producer import produce_file
+    from streaming.scorer import final_row
     from streaming.session_features import normalise, split_sessions
 
     live_topic = f"{topic}-live-{time.strftime('%Y%m%d%H%M%S')}"
     log_path = cfg.lakehouse_dir / "logs" / f"scorer-{live_topic}.log"
-    expected = set(split_sessions([normalise(e) for e in _valid_events(spark, path)]))
+    ends = {sid: final_row(evs) for sid, evs in split_sessions([normalise(e) for e in _valid_events(spark, path)]).items()}
+    expected = {sid: end[0] for sid, end in ends.items() if end is not None}
     scorer = scorer_process.launch(live_topic, log_path, {"SCORER_STARTING_OFFSETS": "earliest"})
     try:
         with console.status("starting the streaming scorer ..."):
@@ -237,7 +242,9 @@ def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float
         "events": sent,
         "rate": rate,
         "sessions": len(expected),
-        "sessions_scored": int(rows["session_id"].nunique()),
+        "sessions_scored": len(_finished(rows, expected)),
+        "sessions_converted": int(rows.loc[rows["converted"].fillna(False).astype(bool), "session_id"].nunique()),
+        "sessions_past_points_cap": len(ends) - len(expected),
         "prediction_rows": len(rows),
         "latency_p50_s": round(float(latency.quantile(0.5)), 2) if len(latency) else None,
         "latency_p95_s": round(float(latency.quantile(0.95)), 2) if len(latency) else None,
@@ -263,7 +270,13 @@ def _valid_events(spark, path: Path) -> list[dict]:
     return valid.select(*CSV_COLUMNS).toPandas().to_dict("records")
 
 
-def _wait_for_predictions(spark, path: Path, since, expected: set[str], scorer: subprocess.Popen, timeout_s: float):
+def _finished(rows, expected: dict[str, int]) -> set[str]:
+    """The expected sessions whose last row (at the point ``expected`` gives) is among ``rows``."""
+    last = rows.groupby("session_id")["prediction_point"].max()
+    return {sid for sid, point in expected.items() if sid in last.index and last[sid] >= point}
+
+
+def _wait_for_predictions(spark, path: Path, since, expected: dict[str, int], scorer: subprocess.Popen, timeout_s: float):
     """Prediction rows written since ``since`` for the expected sessions, once each has its last one (or at the timeout)."""
     from pyspark.sql import functions as F
 
@@ -277,7 +290,7 @@ def _wait_for_predictions(spark, path: Path, since, expected: set[str], scorer: 
             if table is not None:
                 rows = table.filter(F.col("processing_time") >= F.lit(since)).toPandas()
                 rows = rows[rows["session_id"].isin(expected)]
-                if rows["session_id"].nunique() == len(expected):
+                if len(_finished(rows, expected)) == len(expected):
                     return rows
             if time.monotonic() > deadline:
                 if rows is None:
@@ -318,7 +331,8 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     if live:
         table.add_row(
             "live scoring",
-            f"{live['events']:,} events at {live['rate']:,.0f}/s; {live['sessions_scored']:,}/{live['sessions']:,} sessions scored; "
+            f"{live['events']:,} events at {live['rate']:,.0f}/s; {live['sessions_scored']:,}/{live['sessions']:,} sessions with "
+            f"their last row ({live['sessions_converted']:,} converted; {live['sessions_past_points_cap']:,} past the points cap); "
             f"latency p50 {live['latency_p50_s']} s, p95 {live['latency_p95_s']} s (produce -> prediction row)",
         )
     for name, secs in run.timings.items():

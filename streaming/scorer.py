@@ -191,6 +191,7 @@ class HistoryCache:
 
 
 SCORE, CONVERTED, CAPPED = "score", "converted", "points_cap"
+CONVERTED_BEFORE = "converted_before"  # recorded by an earlier batch: the document's counts only
 
 
 def session_status(events: list[dict], cap: int) -> str:
@@ -200,20 +201,21 @@ def session_status(events: list[dict], cap: int) -> str:
     return CAPPED if len(events) > cap else SCORE
 
 
-def session_outcome(events: list[dict], cap: int, added: set[bytes] | None) -> str | None:
-    """What a batch writes for a session it touched: a score, the conversion, a capped document, or nothing.
+def session_outcome(events: list[dict], cap: int, added: set[bytes] | None) -> str:
+    """What a batch writes for a session it touched: a score, the conversion, or a document without a prediction.
 
     A conversion is written once, by the batch that brings the first purchase (judged
     from the events the session had before the batch: those not in ``added``, every one
     when ``added`` is None); a batch replayed after a restart sees the same state and so
-    decides the same. A session past the cap gets its document (counts, last events)
-    updated on every touch, without a prediction.
+    decides the same. A session past the cap, or converted by an earlier batch, gets its
+    document (counts, last events) updated on every touch, without a prediction: the
+    MongoDB record of a session follows all its events.
     """
     status = session_status(events, cap)
     if status != CONVERTED:
         return status
     before = [] if added is None else [e for e in events if bytes.fromhex(e["event_id"]) not in added]
-    return None if first_purchase(before) is not None else CONVERTED
+    return CONVERTED_BEFORE if first_purchase(before) is not None else CONVERTED
 
 
 def final_row(events: list[dict], cap: int | None = None) -> tuple[int, bool] | None:
@@ -265,10 +267,8 @@ def score_sessions(
     now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
     rows, docs = [], []
     for sid, outcome in outcomes.items():
-        if outcome is None:
-            continue
         evs = sessions[sid]
-        row = None  # past the cap: the document only
+        row = None  # past the cap, or converted earlier: the document only
         if outcome == SCORE:
             row = _prediction_row(sid, evs, len(evs), scores[sid], now, kafka_ts.get(sid), source, batch_id)
         elif outcome == CONVERTED:

@@ -150,8 +150,9 @@ def test_the_scorer_scores_open_sessions_and_records_a_conversion_once() -> None
     assert row.converted and row.prediction_point == 3 and row.purchase_probability is None
     assert docs[0]["converted"] is True and docs[0]["first_purchase_time"] == s[2]["event_time"]
     assert docs[0]["scoring_stopped"] == "converted" and docs[0]["latest_prediction"]["converted"] is True
-    rows, docs, scored = _score({"s1": s}, _ids(s[3:]))  # a later event of a converted session writes nothing
-    assert (scored, len(rows), docs) == (0, 0, [])
+    rows, docs, scored = _score({"s1": s}, _ids(s[3:]))  # a later event of a converted session: its document counts it, no row
+    assert (scored, len(rows), len(docs)) == (0, 0, 1)
+    assert docs[0]["n_events"] == 4 and docs[0]["converted"] is True and docs[0]["predictions"] == []
 
 
 def test_the_scorer_stops_at_the_cap_and_keeps_the_last_prediction() -> None:
