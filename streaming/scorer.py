@@ -58,6 +58,19 @@ from streaming.validate import validate_json
 log = logging.getLogger("streaming.scorer")
 
 
+def status_path(cfg: config.Config, topic: str) -> Path:
+    """The scorer's status file: its last batch, the model versions it scores with, and their problems."""
+    return cfg.lakehouse_dir / "_status" / f"scorer-{topic}.json"
+
+
+def write_status(path: Path, status: dict) -> None:
+    """Replace the status file in one rename, so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"updated": datetime.now(UTC).isoformat(timespec="seconds"), **status}, indent=2, default=str))
+    tmp.replace(path)
+
+
 def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
     return cfg.checkpoints_dir / f"scorer-{topic}"
 
@@ -422,19 +435,24 @@ class Scorer:
         self.mirror.publish(batch_id, docs)
         clock.lap("outbox")
         converted = int(rows["converted"].sum()) if len(rows) else 0
+        pending = len(self.mirror.pending())
         log.info(
-            "batch %d: %d events, %d sessions scored, %d converted, %d past the points cap, delta %s, "
-            "mongo outbox %d batch(es) pending, state %d keys / %d events, %s",
+            "batch %d: %d events, %d sessions scored, %d converted, %d document-only (past the points cap or converted earlier), "
+            "delta %s, mongo outbox %d batch(es) pending, state %d keys / %d events, %s",
             batch_id,
             len(pdf),
             len(rows) - converted,
             converted,
             len(docs) - len(rows),
             "written" if wrote else "skipped (replay or empty)",
-            len(self.mirror.pending()),
+            pending,
             len(self.state),
             self.state.n_events,
             clock,
+        )
+        write_status(
+            status_path(self.cfg, self.topic),
+            {"batch_id": batch_id, "events": len(pdf), "rows": len(rows), "mongo_outbox_pending": pending} | self.models.status(),
         )
 
 

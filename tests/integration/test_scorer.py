@@ -8,6 +8,7 @@ picked up without a restart; a MongoDB outage delays the mirror but loses nothin
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pandas as pd
@@ -138,6 +139,8 @@ def test_a_new_champion_is_picked_up_without_restart(live, spark, kafka, mlflow_
     p = p[~p["converted"].astype(bool)]  # a conversion is recorded without a model
     assert set(p["purchase_model_version"]) == {v2["purchase"]}
     assert set(p["category_model_version"]) == {v2["category"]}
+    status = json.loads(scorer_mod.status_path(live.scorer.cfg, live.topic).read_text())  # what an operator reads
+    assert status["models"] == {"purchase": v2["purchase"], "category": v2["category"]} and status["problems"] == {}
 
 
 def test_a_session_past_the_points_cap_keeps_its_last_prediction(live, spark, kafka) -> None:
