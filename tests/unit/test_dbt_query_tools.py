@@ -58,3 +58,19 @@ def test_figures_are_written_as_png(tmp_path):
     assert [p.name for p in paths] == ["funnel.png", "dropoff_by_category.png", "conversion_over_time.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_sql_output_fits_the_reader() -> None:
+    """A table cut to `sessi…` in 80 columns is useless: wide results go one block per row, pipes get CSV."""
+    from lakehouse.sql import OutputFormat, choose_format, vertical
+
+    session = "4d3b30da-a5e4-49df-b1a8-ba5943f1dd33"
+    wide = (["session_id", "event_id", "user_id"], [(session, "59" * 32, 520088904)])
+    narrow = (["session_date", "sessions"], [("2019-11-01", 240)])
+    assert choose_format(*wide, width=80, is_terminal=True) is OutputFormat.vertical
+    assert choose_format(*narrow, width=80, is_terminal=True) is OutputFormat.table
+    assert choose_format(*wide, width=200, is_terminal=True) is OutputFormat.table
+    assert choose_format(*narrow, width=80, is_terminal=False) is OutputFormat.csv
+    text = vertical(*wide)
+    assert session in text and "59" * 32 in text and text.splitlines()[0].startswith("-[ row 1 ]")
+    assert vertical(["a"], [(None,)]).endswith("a | ∅")
