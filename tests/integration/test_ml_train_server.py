@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from ml import synthetic
 from ml import train as train_mod
-from ml.feature_contract import feature_columns
+from ml.feature_contract import CATEGORIES, feature_columns
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +91,7 @@ def test_category_grid_registers_a_model_that_returns_probabilities_and_top3(mlf
     new_rows = synthetic.category_frame(300, seed=98)
     out = model.predict(new_rows[feature_columns(list(new_rows.columns))])
     probs = out[[c for c in out.columns if c.startswith("p_")]]
-    assert probs.shape[1] == 14 and probs.stack().between(0, 1).all()
+    assert probs.shape[1] == len(CATEGORIES) - 1 and "p_unknown" not in probs  # no top-3 slot for an empty category_code
+    assert probs.stack().between(0, 1).all()
     best = probs.to_numpy().argmax(axis=1)
     assert (out["top_1"].to_numpy() == np.array([c[2:] for c in probs.columns])[best]).all()
