@@ -44,10 +44,10 @@ def choose_format(columns: list[str], rows: list[tuple], width: int, is_terminal
     """
     if not is_terminal:
         return OutputFormat.csv
-    cells = [_cell(v) for r in rows for v in r]
-    if any("\n" in c for c in cells):
+    text = [[_cell(v) for v in r] for r in rows]
+    if any("\n" in c for r in text for c in r):
         return OutputFormat.vertical
-    widths = [max([len(c), *(len(_cell(r[i])) for r in rows)]) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(r[i]) for r in text)]) for i, c in enumerate(columns)]
     # rich's default box: one space of padding each side and a rule between columns and at both ends.
     return OutputFormat.table if sum(widths) + 3 * len(widths) + 1 <= width else OutputFormat.vertical
 
