@@ -13,9 +13,7 @@ Usage: ``python -m streaming.ingest [--available-now] [--trigger-seconds 5] ...`
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
 
 import typer
@@ -24,6 +22,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
+from streaming import supervisor
 from streaming.bronze import BronzePaths, ensure_tables, require_checkpoint_covers, write_validated
 from streaming.producer import CSV_LINE_FORMAT, FORMAT_HEADER, SOURCE_FILE_HEADER, SOURCE_LINE_HEADER, ensure_topic
 from streaming.validate import validate_kafka
@@ -124,43 +123,15 @@ app = typer.Typer(add_completion=False)
 
 
 def supervise(start_query, *, max_restarts: int, backoff_seconds: float = 2.0, max_backoff: float = 60.0) -> int:
-    """Run the query; restart it from its checkpoint when it fails, until stopped.
+    """Run the query; restart it from its checkpoint when it fails, until stopped (``streaming.supervisor``).
 
     Failures here are infrastructure ones (broker down, disk full): bad *data* never
     fails the query, it goes to quarantine. Restarting from the checkpoint is safe
-    because writes are idempotent per batch. Returns the number of restarts used;
-    raises the last error once ``max_restarts`` is exceeded.
+    because writes are idempotent per batch.
     """
-    stopping = False
-    query = start_query()
-
-    def _stop(signum, _frame):  # Ctrl-C / TERM: stop between batches; the checkpoint stays consistent
-        nonlocal stopping
-        log.info("stopping ingest (signal %d)", signum)
-        stopping = True
-        query.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    restarts, delay = 0, backoff_seconds
-    while True:
-        query.awaitTermination()
-        error = query.exception()
-        if error is None or stopping:
-            return restarts
-        if restarts >= max_restarts:
-            raise RuntimeError(f"ingest failed {restarts + 1} times; last error: {error}")
-        restarts += 1
-        log.warning(
-            "ingest query failed (%s); restart %d/%d from the checkpoint in %.0fs",
-            str(error).splitlines()[0],
-            restarts,
-            max_restarts,
-            delay,
-        )
-        time.sleep(delay)
-        delay = min(delay * 2, max_backoff)
-        query = start_query()
+    return supervisor.supervise(
+        start_query, name="ingest", max_restarts=max_restarts, backoff_seconds=backoff_seconds, max_backoff=max_backoff
+    )
 
 
 @app.command()

@@ -126,3 +126,25 @@ class PredictionsWriter:
             commit_properties=CommitProperties(app_transactions=[Transaction(app_id, version)]),
         )
         return True
+
+
+def latency_windows(rows: pd.DataFrame, since: pd.Timestamp, first_seconds: float) -> dict[str, dict[str, float | int | None]]:
+    """Latency (seconds, from ``latency_ms``) of prediction rows, apart for the warm-up and the steady state.
+
+    A row falls in a window by its ``kafka_timestamp`` (when its newest event was
+    produced): ``warm_up`` holds the rows of events produced in the first
+    ``first_seconds`` after ``since`` (the scorer's start, or the first event sent),
+    ``steady`` those after, ``all`` both. Rows of events produced before ``since`` are
+    in none. Each window: ``rows``, ``p50``, ``p95``, ``p99`` (None when it is empty).
+    """
+    rows = rows.dropna(subset=["latency_ms", "kafka_timestamp"])
+    produced = pd.to_datetime(rows["kafka_timestamp"])
+    cut = since + pd.Timedelta(seconds=first_seconds)
+    seconds = rows["latency_ms"] / 1000.0
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, mask in (("all", produced >= since), ("warm_up", (produced >= since) & (produced < cut)), ("steady", produced >= cut)):
+        window = seconds[mask]
+        out[name] = {"rows": len(window)} | {
+            f"p{q}": round(float(window.quantile(q / 100)), 3) if len(window) else None for q in (50, 95, 99)
+        }
+    return out

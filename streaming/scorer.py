@@ -23,11 +23,18 @@ prediction and its document says scoring stopped at the cap. Then it
   prediction point, so replays do not duplicate and a MongoDB outage only delays the
   mirror.
 
-Usage: ``python -m streaming.scorer [--topic events] [--trigger-seconds 1] [--starting-offsets latest]``
+Before its query starts the scorer warms up (:func:`warm_up`: history, models, MongoDB,
+the Kafka read path), so the first batches cost what later ones do. It refuses to start
+when the predictions table holds a later batch of it than its checkpoint knows
+(:func:`require_checkpoint_covers_predictions`), and a failed query is started again
+from its checkpoint, state rebuilt, by the streams' supervisor (``streaming.supervisor``).
+
+Usage: ``python -m streaming.scorer [--topic events] [--trigger-seconds 1] [--starting-offsets latest] [--max-restarts 100]``
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import signal
@@ -47,11 +54,13 @@ from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from ml.feature_contract import TASK_SPECS, prediction_points
 from ml.registry import CHAMPION
+from streaming import supervisor
+from streaming.bronze import require_checkpoint_covers
 from streaming.predictions import COLUMN_NAMES, PredictionsWriter, ensure_predictions_table, predictions_path
 from streaming.producer import ensure_topic
 from streaming.scorer_process import READY_LINE
 from streaming.scorer_state import SessionStateStore, initial_offsets, last_committed_batch, rebuild_ranges
-from streaming.session_features import PriorHistory, build_history, first_purchase, point_features
+from streaming.session_features import PriorHistory, build_history, first_purchase, normalise, point_features
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import validate_json
 
@@ -73,6 +82,11 @@ def write_status(path: Path, status: dict) -> None:
 
 def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
     return cfg.checkpoints_dir / f"scorer-{topic}"
+
+
+def app_id(topic: str) -> str:
+    """The Delta transaction app id of the scorer's appends: stable across restarts, so a replayed batch is skipped."""
+    return f"scorer:{topic}"
 
 
 # ---------------------------------------------------------------- models
@@ -110,9 +124,13 @@ class ChampionModels:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        client = MlflowClient(self.tracking_uri)
         self._checked = time.monotonic()
+        try:
+            mlflow.set_tracking_uri(self.tracking_uri)
+            client = MlflowClient(self.tracking_uri)
+        except Exception as exc:  # a malformed or unreachable registry: keep what we have
+            log.warning("model registry %s not usable (%s); keeping the models loaded", self.tracking_uri, exc)
+            return
         for task in ("purchase", "category"):
             name = TASK_SPECS[task].registered_model
             try:
@@ -139,17 +157,21 @@ class ChampionModels:
         self.problems[task] = why + (f"; still scoring with v{kept.version}" if kept else "; no model to fall back on")
         log.error("%s", self.problems[task])
 
-    def _predict(self, task: str, features: pd.DataFrame) -> tuple[LoadedModel | None, pd.DataFrame | None]:
-        """The model's output, falling back to the previous version when the current one fails on this batch."""
+    def _predict(self, task: str, features: pd.DataFrame, read) -> tuple[LoadedModel | None, dict | None]:
+        """The model's output as columns (``read``), falling back to the previous version when the current one fails.
+
+        Reading the output is part of the attempt: a model that returns the wrong shape
+        (a column missing, a row count that differs) is a failed model, not a failed batch.
+        """
         loaded = self.models[task]
         if loaded is None or not len(features):
             return loaded, None
         try:
-            return loaded, loaded.model.predict(features)
+            return loaded, read(loaded.model.predict(features), len(features))
         except Exception as exc:
             self.models[task], self.previous[task] = self.previous[task], None
             self._refuse(task, loaded.version, f"{TASK_SPECS[task].registered_model} v{loaded.version} failed on a batch ({exc})")
-            return self._predict(task, features)
+            return self._predict(task, features, read)
 
     def status(self) -> dict[str, object]:
         """Versions in use and problems, for the scorer's status and log."""
@@ -159,44 +181,80 @@ class ChampionModels:
         }
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Probabilities, label, top-3 and model versions for each feature row (nulls without a model)."""
+        """Probabilities, label, top-3 and model versions for each feature row (nulls without a model).
+
+        One ``predict`` call per model for the whole batch.
+        """
         out = pd.DataFrame(index=features.index)
-        p, res = self._predict("purchase", features)
-        if res is not None:
-            out["purchase_probability"] = res["probability"].to_numpy(dtype=float)
-            out["purchase_label"] = res["label"].to_numpy().astype("int64")
-        else:
-            out["purchase_probability"], out["purchase_label"] = None, None
-        c, res = self._predict("category", features)
-        if res is not None:
-            probs = res[[col for col in res.columns if col.startswith("p_")]]
-            out["category_probabilities"] = [{k[2:]: float(v) for k, v in row.items()} for row in probs.to_dict("records")]
-            for i in (1, 2, 3):
-                out[f"top_{i}"] = res[f"top_{i}"].to_numpy() if f"top_{i}" in res else None
-        else:
-            out["category_probabilities"] = None
-            for i in (1, 2, 3):
-                out[f"top_{i}"] = None
+        p, res = self._predict("purchase", features, _purchase_columns)
+        for col in ("purchase_probability", "purchase_label"):
+            out[col] = res[col] if res is not None else None
+        c, res = self._predict("category", features, _category_columns)
+        for col in ("category_probabilities", "top_1", "top_2", "top_3"):
+            out[col] = res[col] if res is not None else None
         out["purchase_model_version"] = p.version if p else None
         out["category_model_version"] = c.version if c else None
         return out
 
 
+def _require_rows(values, n: int) -> None:
+    if len(values) != n:
+        raise ValueError(f"the model returned {len(values)} rows for {n} feature rows")
+
+
+def _purchase_columns(res: pd.DataFrame, n: int) -> dict:
+    """The purchase model's ``probability`` and ``label`` columns (pyfunc output of ``ml``), checked for shape."""
+    _require_rows(res, n)
+    return {
+        "purchase_probability": res["probability"].to_numpy(dtype=float),
+        "purchase_label": res["label"].to_numpy().astype("int64"),
+    }
+
+
+def _category_columns(res: pd.DataFrame, n: int) -> dict:
+    """The category model's ``p_<category>`` probabilities as one map per row, and its ``top_1..3``."""
+    _require_rows(res, n)
+    probs = res[[col for col in res.columns if col.startswith("p_")]]
+    if probs.shape[1] == 0:
+        raise ValueError("the model returned no p_<category> column")
+    names = [col[2:] for col in probs.columns]
+    out: dict = {"category_probabilities": [dict(zip(names, row, strict=True)) for row in probs.to_numpy(dtype=float).tolist()]}
+    for i in (1, 2, 3):
+        out[f"top_{i}"] = res[f"top_{i}"].to_numpy() if f"top_{i}" in res else None
+    return out
+
+
 class HistoryCache:
-    """User/product/category history from bronze, rebuilt every ``refresh_seconds``."""
+    """User/product/category history from bronze, reloaded every ``refresh_seconds`` in the background.
+
+    The first load (:meth:`load`) runs before the stream starts. Later reloads are a
+    Spark job over bronze; run inside a batch they stalled it and every event queued
+    behind it, so a thread runs them and the batches keep the history they have until
+    the new one is ready (a stale history beats late predictions).
+    """
 
     def __init__(self, spark: SparkSession, bronze: Path, refresh_seconds: float) -> None:
         self.spark, self.bronze, self.refresh_seconds = spark, bronze, refresh_seconds
         self.history = PriorHistory()
         self._loaded = -1e18
+        self._reload: threading.Thread | None = None
+
+    def load(self) -> PriorHistory:
+        """Load now, in this thread."""
+        try:
+            self.history = build_history(self.spark, self.bronze)
+        except Exception as exc:  # stale (or empty) history beats no predictions
+            log.warning("history reload failed, keeping the previous one: %s", exc)
+        self._loaded = time.monotonic()
+        return self.history
 
     def get(self) -> PriorHistory:
-        if time.monotonic() - self._loaded >= self.refresh_seconds:
-            try:
-                self.history = build_history(self.spark, self.bronze)
-            except Exception as exc:  # stale history beats no predictions
-                log.warning("history reload failed, keeping the previous one: %s", exc)
-            self._loaded = time.monotonic()
+        """The history loaded last; starts a background reload when it is older than ``refresh_seconds``."""
+        stale = time.monotonic() - self._loaded >= self.refresh_seconds
+        if stale and (self._reload is None or not self._reload.is_alive()):
+            self._loaded = time.monotonic()  # one reload at a time, not one per batch while it runs
+            self._reload = threading.Thread(target=self.load, name="scorer-history", daemon=True)
+            self._reload.start()
         return self.history
 
 
@@ -404,7 +462,7 @@ class Scorer:
 
     @property
     def app_id(self) -> str:
-        return f"scorer:{self.topic}"
+        return app_id(self.topic)
 
     def handle(self, batch: DataFrame, batch_id: int) -> None:
         """Merge a micro-batch into the state and score the sessions it touched; logs where the batch's time went."""
@@ -473,6 +531,77 @@ class _StageClock:
         return f"{time.monotonic() - self.started:.2f}s ({parts})"
 
 
+def require_checkpoint_covers_predictions(cfg: config.Config, topic: str) -> None:
+    """Refuse to start when the predictions table holds a later batch of this scorer than its checkpoint knows.
+
+    The appends are idempotent by (app id, batch id): a lost or recreated checkpoint
+    numbers batches from 0 again and every batch up to the table's would be skipped as
+    already written. The ingest's guard (``streaming.bronze.require_checkpoint_covers``).
+    """
+    require_checkpoint_covers([predictions_path(cfg)], app_id(topic), checkpoint_dir(cfg, topic))
+
+
+WARM_UP_EVENT = {
+    "event_time": datetime(2019, 11, 1, 12, 0, 0),
+    "event_type": "view",
+    "product_id": 1,
+    "category_id": 1,
+    "category_code": "warm.up",
+    "brand": None,
+    "price": 1.0,
+    "user_id": 1,
+    "user_session": "scorer-warm-up",
+}
+
+
+def warm_up(spark: SparkSession, cfg: config.Config, topic: str, scorer: Scorer) -> None:
+    """Do once, before the query starts, what the first batches would otherwise do while events queue up.
+
+    The history is loaded, one made-up session goes through features, both models and
+    the row and document code (nothing is written), the MongoDB connection and its
+    indexes are opened, and the typed read of the topic runs once on a few records so
+    the JVM has loaded and compiled that path. What fails here is only logged: the
+    stream deals with it as it would have.
+    """
+    started = time.monotonic()
+    scorer.history.load()
+    warm = {"scorer-warm-up": [normalise(dict(WARM_UP_EVENT))]}
+    score_sessions(warm, scorer.history.history, scorer.models, kafka_ts={}, batch_id=-1, source="warm-up", history_cap=1)
+    try:
+        scorer.mirror.collection()
+    except Exception as exc:  # MongoDB down: the outbox keeps the documents until it is back
+        log.warning("warm-up: MongoDB not reachable yet (%s)", type(exc).__name__)
+    try:
+        rows = _read_tail(spark, cfg, topic, per_partition=200)
+    except Exception as exc:
+        rows = 0
+        log.warning("warm-up: reading the topic failed (%s)", exc)
+    log.info("warm-up: history, models, MongoDB and the Kafka read path (%d records) ready in %.1fs", rows, time.monotonic() - started)
+
+
+def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partition: int) -> int:
+    """Read the last ``per_partition`` records of each partition through :func:`typed_events` into pandas; returns how many."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        ends, firsts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
+    finally:
+        consumer.close()
+    ranges = {tp.partition: (max(firsts[tp], ends[tp] - per_partition), ends[tp]) for tp in tps}
+    raw = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .option("assign", json.dumps({topic: sorted(ranges)}))
+        .option("startingOffsets", json.dumps({topic: {str(p): s for p, (s, _) in ranges.items()}}))
+        .option("endingOffsets", json.dumps({topic: {str(p): e for p, (_, e) in ranges.items()}}))
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    return len(typed_events(raw).toPandas())
+
+
 def start(
     spark: SparkSession,
     cfg: config.Config,
@@ -484,10 +613,16 @@ def start(
     models: ChampionModels | None = None,
     mirror: SessionMirror | None = None,
 ):
-    """Start the scoring query; returns (query, scorer)."""
+    """Warm up, then start the scoring query; returns (query, scorer).
+
+    Everything slow happens before the query exists (state rebuild, model load, warm-up):
+    a new query at ``latest`` then starts reading where the warm-up ended, and one
+    resuming a checkpoint finds the scorer ready for its backlog.
+    """
     topic = topic or str(cfg["KAFKA_TOPIC"])
     ensure_topic(topic, bootstrap=cfg.kafka_bootstrap)  # the stream may start before the first producer
     ensure_predictions_table(spark, predictions_path(cfg))
+    require_checkpoint_covers_predictions(cfg, topic)
     models = models or ChampionModels(cfg.mlflow_uri, float(cfg["SCORER_MODEL_REFRESH_SECONDS"]))
     models.refresh(force=True)
     mirror = mirror or SessionMirror.from_config(cfg, topic)
@@ -495,6 +630,7 @@ def start(
     state = SessionStateStore(int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60)
     restore_state(spark, cfg, topic, state)  # before the stream: a replayed batch must see the state it saw first
     scorer = Scorer(cfg, topic, models, history, mirror, state, PredictionsWriter(predictions_path(cfg)))
+    warm_up(spark, cfg, topic, scorer)
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
@@ -526,31 +662,42 @@ def main(
     trigger_seconds: float = typer.Option(None, help="Micro-batch interval in seconds (default: SCORER_TRIGGER_SECONDS)."),
     starting_offsets: str = typer.Option(None, help="earliest or latest, for a new checkpoint (default: SCORER_STARTING_OFFSETS)."),
     max_offsets: int = typer.Option(None, help="Max records per micro-batch (default: SCORER_MAX_OFFSETS_PER_TRIGGER)."),
+    max_restarts: int = typer.Option(100, help="Restarts from the checkpoint after a failure before giving up."),
 ) -> None:
     """Score live sessions from Kafka with the champion models into Delta `predictions` and MongoDB `sessions`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a stalled batch waits
     cfg = config.load()
+    topic = topic or str(cfg["KAFKA_TOPIC"])
     extra = {**LONG_RUNNING_CONF, "spark.sql.execution.arrow.pyspark.enabled": "true"}
     spark = get_spark("scorer", catalog=False, cfg=cfg, extra=extra)
-    query, scorer = start(
-        spark, cfg, topic=topic, trigger_seconds=trigger_seconds, starting_offsets=starting_offsets, max_offsets=max_offsets
-    )
-    log.info("%s: %s -> %s + mongo %s", READY_LINE, topic or cfg["KAFKA_TOPIC"], predictions_path(cfg), cfg["MONGO_DB"])
+    # One set of models and one outbox across restarts: a refused champion stays refused, pending documents stay queued.
+    models = ChampionModels(cfg.mlflow_uri, float(cfg["SCORER_MODEL_REFRESH_SECONDS"]))
+    mirror = SessionMirror.from_config(cfg, topic)
 
-    def _stop(signum, _frame):
-        # Not query.stop() here: the handler runs on the main thread, which may be inside a py4j
-        # call (foreachBatch), and a re-entrant py4j call breaks the gateway; stop from a thread.
-        log.info("stopping scorer (signal %d)", signum)
-        threading.Thread(target=query.stop, name="scorer-stop", daemon=True).start()
+    def start_query():
+        # A restart rebuilds the state from Kafka like a new process: the failed batch may have half-merged into it.
+        query, _ = start(
+            spark,
+            cfg,
+            topic=topic,
+            trigger_seconds=trigger_seconds,
+            starting_offsets=starting_offsets,
+            max_offsets=max_offsets,
+            models=models,
+            mirror=mirror,
+        )
+        log.info("%s: %s -> %s + mongo %s", READY_LINE, topic, predictions_path(cfg), cfg["MONGO_DB"])
+        return query
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    query.awaitTermination()
-    scorer.mirror.stop_background_flush()
-    scorer.mirror.flush()
-    if query.exception() is not None:
-        typer.secho(f"scorer failed: {query.exception()}", fg="red", err=True)
+    try:
+        supervisor.supervise(start_query, name="scorer", max_restarts=max_restarts)
+    except RuntimeError as exc:  # CheckpointMismatch included: its message says what to do
+        typer.secho(f"scorer failed: {exc}", fg="red", err=True)
         sys.exit(1)
+    finally:
+        mirror.stop_background_flush()
+        mirror.flush()
 
 
 if __name__ == "__main__":

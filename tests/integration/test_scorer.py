@@ -195,3 +195,19 @@ def test_mongodb_outage_delays_the_mirror_but_loses_nothing(live, spark, kafka, 
     )
     wait_for(lambda: not live.mirror.pending(), 30, "the outbox to drain")
     assert timedelta(0) <= (docs[0]["last_event_time"] - docs[0]["start_time"])
+
+
+def test_a_lost_checkpoint_is_refused_instead_of_skipping_its_batches_as_already_written(live, spark, cfg, kafka) -> None:
+    """Runs last: it stops the module's query. Batch ids restart at 0 with a new checkpoint; Delta would drop them as replays."""
+    import shutil
+
+    from streaming.bronze import CheckpointMismatch
+
+    ev = _events(7, "2019-11-07", n_users=5)
+    send_raw(kafka, live.topic, payloads(ev))
+    sessions = set(split_sessions([normalise(e) for e in ev.to_dict("records")]))
+    wait_for(lambda: _predictions(spark, live.path).session_id.isin(sessions).any() or None, 300, "a row of the new events")
+    live.query.stop()
+    shutil.rmtree(scorer_mod.checkpoint_dir(cfg, live.topic))
+    with pytest.raises(CheckpointMismatch, match="lost or recreated"):
+        scorer_mod.start(spark, cfg, topic=live.topic, trigger_seconds=1, starting_offsets="earliest", models=live.scorer.models)

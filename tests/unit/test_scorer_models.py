@@ -62,3 +62,44 @@ def test_a_champion_that_cannot_be_loaded_is_refused_once_and_the_loaded_one_kep
     assert models.models["purchase"].version == "4"
     assert loads.count("models:/purchase_intent/5") == 1, loads
     assert "v5 could not be loaded" in models.problems["purchase"] and "still scoring with v4" in models.problems["purchase"]
+
+
+class _WrongShape:
+    """A model whose predict runs but whose output the scorer cannot use."""
+
+    def __init__(self, output: pd.DataFrame) -> None:
+        self.output = output
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        return self.output
+
+
+@pytest.mark.parametrize(
+    ("output", "why"),
+    [
+        (pd.DataFrame({"score": [0.9, 0.9]}), "probability"),  # a column missing
+        (pd.DataFrame({"probability": [0.9], "label": [1]}), "returned 1 rows for 2"),  # a row short
+    ],
+)
+def test_a_champion_whose_output_cannot_be_read_gives_way_like_one_that_raises(output: pd.DataFrame, why: str) -> None:
+    models = ChampionModels("unused", 30)
+    models.previous["purchase"] = LoadedModel("1", _Purchase(0.3))
+    models.models["purchase"] = LoadedModel("2", _WrongShape(output))
+    out = models.score(pd.DataFrame({"f_a": [1.0, 2.0]}))
+    assert out["purchase_probability"].tolist() == [0.3, 0.3] and out["purchase_model_version"].tolist() == ["1", "1"]
+    assert why in models.status()["problems"]["purchase"]
+
+
+def test_a_category_champion_without_probabilities_leaves_its_columns_null() -> None:
+    models = ChampionModels("unused", 30)
+    models.models["category"] = LoadedModel("3", _WrongShape(pd.DataFrame({"top_1": ["a"]})))
+    out = models.score(pd.DataFrame({"f_a": [1.0]}))
+    assert out["category_probabilities"].isna().all() and out["top_1"].isna().all()
+    assert "no p_<category> column" in models.status()["problems"]["category"]
+
+
+def test_a_registry_that_cannot_be_opened_keeps_the_loaded_models() -> None:
+    models = ChampionModels("no-such-scheme://registry", 0)
+    models.models["purchase"] = LoadedModel("4", _Purchase(0.2))
+    models.refresh(force=True)
+    assert models.status()["models"]["purchase"] == "4"
