@@ -218,7 +218,7 @@ def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float
     import pandas as pd
 
     from streaming import scorer_process
-    from streaming.predictions import predictions_path
+    from streaming.predictions import latency_windows, predictions_path
     from streaming.producer import produce_file
     from streaming.scorer import final_row
     from streaming.session_features import normalise, split_sessions
@@ -237,6 +237,7 @@ def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float
     finally:
         scorer_process.stop(scorer)
     latency = rows["latency_ms"].dropna() / 1000.0
+    windows = latency_windows(rows, started, LIVE_WARM_UP_SECONDS)
     return {
         "topic": live_topic,
         "events": sent,
@@ -248,8 +249,23 @@ def _live_scoring(spark, cfg: config.Config, path: Path, topic: str, rate: float
         "prediction_rows": len(rows),
         "latency_p50_s": round(float(latency.quantile(0.5)), 2) if len(latency) else None,
         "latency_p95_s": round(float(latency.quantile(0.95)), 2) if len(latency) else None,
+        # the scorer's first seconds apart from the rest: a figure for each, not one that mixes them
+        "latency_warm_up": windows["warm_up"],
+        "latency_steady": windows["steady"],
         "scorer_log": str(log_path),
     }
+
+
+LIVE_WARM_UP_SECONDS = 10  # the live slice's first seconds: the scorer's warm-up, reported apart from its steady state
+
+
+def _latency_apart(warm_up: dict, steady: dict) -> str:
+    """The summary's line of live latency for the first seconds and for the rest of the slice."""
+
+    def figures(w: dict) -> str:
+        return f"p50 {w['p50']} s, p95 {w['p95']} s ({w['rows']:,} rows)" if w["rows"] else "no rows"
+
+    return f"first {LIVE_WARM_UP_SECONDS} s of the slice: {figures(warm_up)}; after: {figures(steady)}"
 
 
 def _day_after(spark) -> date:
@@ -335,6 +351,8 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
             f"their last row ({live['sessions_converted']:,} converted; {live['sessions_past_points_cap']:,} past the points cap); "
             f"latency p50 {live['latency_p50_s']} s, p95 {live['latency_p95_s']} s (produce -> prediction row)",
         )
+        if "latency_steady" in live:  # facts of a run made before the split have only the figures above
+            table.add_row("live latency, apart", _latency_apart(live["latency_warm_up"], live["latency_steady"]))
     for name, secs in run.timings.items():
         table.add_row(f"time: {name}", f"{secs:.0f}s")
     console.print(table)
