@@ -36,6 +36,12 @@ def _path(value: str) -> Path:
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
 
 
+def _catalog(value: str) -> str:
+    if value not in ("server", "embedded"):
+        raise ValueError("expected `server` or `embedded`")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("LAKEHOUSE_DIR", "lakehouse-data", "Root folder of Delta tables, checkpoints, the metastore and embedded service data.", _path),
     Setting("LAKEHOUSE_DEPS_DIR", ".deps", "Where setup puts the Maven jars (Spark, Kafka) and the FerretDB binary.", _path),
@@ -55,6 +61,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MONGO_DB", "clickstream", "Database holding the session mirror."),
     Setting("MLFLOW_TRACKING_URI", "", "An existing MLflow tracking server; empty means the embedded server on 127.0.0.1:`MLFLOW_PORT`."),
     Setting("MLFLOW_PORT", "15000", "Port of the embedded MLflow tracking server.", int),
+    Setting(
+        "LAKEHOUSE_CATALOG",
+        "server",
+        "Who opens the catalog: `server` (dbt over Thrift and Python clients over Spark Connect, to the lakehouse SQL server) "
+        "or `embedded` (each process opens the Derby catalog itself, one process at a time; dbt's `session` target).",
+        _catalog,
+    ),
+    Setting(
+        "SQL_SERVER_THRIFT_PORT", "10000", "Thrift (HiveServer2/JDBC) port of the lakehouse SQL server: dbt, `beeline`, BI tools.", int
+    ),
+    Setting(
+        "SQL_SERVER_CONNECT_PORT",
+        "15002",
+        "Spark Connect port of the lakehouse SQL server: the SQL command, figures, notebooks, training.",
+        int,
+    ),
+    Setting("SQL_SERVER_UI_PORT", "4040", "Spark UI port of the lakehouse SQL server.", int),
     Setting("INGEST_TRIGGER_SECONDS", "5", "Micro-batch trigger interval of the streaming ingest.", int),
     Setting(
         "INGEST_MAX_OFFSETS_PER_TRIGGER",
@@ -153,6 +176,15 @@ class Config:
     @property
     def mlflow_embedded(self) -> bool:
         return not self.values["MLFLOW_TRACKING_URI"]
+
+    @property
+    def catalog_on_server(self) -> bool:
+        """Whether catalog clients go to the lakehouse SQL server (the default) or open Derby themselves."""
+        return self.values["LAKEHOUSE_CATALOG"] == "server"
+
+    @property
+    def spark_connect_url(self) -> str:
+        return f"sc://127.0.0.1:{self.values['SQL_SERVER_CONNECT_PORT']}"
 
 
 def load(environ: Mapping[str, str] | None = None) -> Config:

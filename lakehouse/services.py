@@ -1,4 +1,4 @@
-"""Start, stop and check the embedded services: Kafka (KRaft), FerretDB and MLflow.
+"""Start, stop and check the embedded services: Kafka (KRaft), FerretDB, MLflow and the SQL server.
 
 Each service runs as a detached child process whose PID is kept in
 ``$LAKEHOUSE_DIR/_services/<name>/pid``; ``start`` is idempotent (a live service
@@ -52,6 +52,11 @@ class Service:
     def log_file(self) -> Path:
         return self.home / f"{self.name}.log"
 
+    @property
+    def workdir(self) -> Path:
+        """The folder the service process runs in."""
+        return self.home
+
     def command(self) -> list[str]:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -80,6 +85,10 @@ class Service:
     def answering(self) -> bool:
         return port_open(self.port)
 
+    def endpoints(self) -> str:
+        """Where clients reach it, for `start` and `status` to print."""
+        return f"port {self.port}"
+
     # -- control -----------------------------------------------------------
     def start(self) -> int:
         """Start the service if it is not running; return its PID."""
@@ -101,7 +110,7 @@ class Service:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=self.home,
+                cwd=self.workdir,
                 env={**os.environ, **self.environment()},
                 start_new_session=True,  # survives the caller; stopped by PID
             )
@@ -160,7 +169,7 @@ class Kafka(Service):
     def check_installed(self) -> None:
         if not list(self.cfg.kafka_jars_dir.glob("kafka_2.13-*.jar")):
             raise ServiceError(f"Kafka jars not found in {self.cfg.kafka_jars_dir}; run `make setup`.")
-        _require_java()
+        require_java()
 
     def _write_properties(self) -> None:
         controller = self.cfg["KAFKA_CONTROLLER_PORT"]
@@ -300,6 +309,10 @@ def all_services(cfg: config.Config | None = None) -> dict[str, Service]:
         services["mongo"] = FerretDB("mongo", int(cfg["MONGO_PORT"]), cfg)  # type: ignore[arg-type]
     if cfg.mlflow_embedded:
         services["mlflow"] = MLflowServer("mlflow", int(cfg["MLFLOW_PORT"]), cfg)  # type: ignore[arg-type]
+    if cfg.catalog_on_server:
+        from lakehouse.sql_server import SqlServer  # its module imports this one
+
+        services["sql"] = SqlServer("sql", int(cfg["SQL_SERVER_THRIFT_PORT"]), cfg)  # type: ignore[arg-type]
     return services
 
 
@@ -344,7 +357,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _require_java() -> None:
+def require_java() -> None:
     try:
         subprocess.run(["java", "-version"], check=True, capture_output=True)
     except (FileNotFoundError, subprocess.CalledProcessError) as exc:
@@ -358,8 +371,8 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-app = typer.Typer(help="Start, stop and inspect the embedded Kafka, FerretDB and MLflow services.", no_args_is_help=True)
-NamesArg = typer.Argument(None, help="Services to act on: kafka, mongo, mlflow (default: all embedded ones).")
+app = typer.Typer(help="Start, stop and inspect the embedded Kafka, FerretDB, MLflow and lakehouse SQL server.", no_args_is_help=True)
+NamesArg = typer.Argument(None, help="Services to act on: kafka, mongo, mlflow, sql (default: all embedded ones).")
 
 
 def _select(names: list[str] | None) -> list[Service]:
@@ -379,7 +392,7 @@ def start(names: list[str] | None = NamesArg) -> None:
         except ServiceError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
-        typer.echo(f"{svc.name}: running (pid {pid}, port {svc.port})")
+        typer.echo(f"{svc.name}: running (pid {pid}, {svc.endpoints()})")
 
 
 @app.command()
@@ -395,7 +408,7 @@ def status(names: list[str] | None = NamesArg) -> None:
     down = False
     for svc in _select(names):
         pid = svc.pid()
-        state = f"running (pid {pid}, port {svc.port})" if pid else "stopped"
+        state = f"running (pid {pid}, {svc.endpoints()}, log {svc.log_file})" if pid else "stopped"
         down |= pid is None
         typer.echo(f"{svc.name}: {state}")
     raise typer.Exit(1 if down else 0)

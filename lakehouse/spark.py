@@ -3,10 +3,15 @@
 Two kinds of session exist because Spark's embedded Derby metastore admits one
 process at a time:
 
-* ``catalog=True`` (dbt, SQL queries, notebooks, ML reading marts): Hive catalog
-  kept in ``$LAKEHOUSE_DIR/metastore_db``, tables under ``warehouse/``.
-* ``catalog=False`` (the long-running ingest and scorer streams): in-memory
-  catalog, Delta tables addressed by path, so they never hold the Derby lock.
+* ``catalog=True`` (SQL queries, notebooks, figures, ML reading marts): the shared
+  catalog. By default (``LAKEHOUSE_CATALOG=server``) a Spark Connect session to the
+  lakehouse SQL server (``lakehouse.sql_server``), the one process that holds the
+  Hive catalog in ``$LAKEHOUSE_DIR/metastore_db``; so any number of clients can
+  query while ``dbt run`` (over Thrift, to the same server) builds the marts. With
+  ``LAKEHOUSE_CATALOG=embedded`` the process opens that Derby catalog itself.
+* ``catalog=False`` (the long-running ingest and scorer streams): a local session
+  with an in-memory catalog, Delta tables addressed by path, so they never hold
+  the Derby lock and never depend on the SQL server.
 
 ``spark_conf()`` is also what ``profiles.yml`` must agree with; a unit test
 checks the two are the same, so dbt and Python see one lakehouse.
@@ -15,6 +20,7 @@ checks the two are the same, so dbt and Python see one lakehouse.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lakehouse import config
@@ -95,10 +101,15 @@ def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[
 
     ``extra`` adds or overrides settings for one job (e.g. a streaming query's
     state store). Imported lazily so that pure-Python commands start fast.
+    A catalog session on the SQL server is a Spark Connect client: it supports the
+    DataFrame and SQL API (``sql``, ``table``, ``read``, ``toPandas``), not ``_jvm``
+    or ``sparkContext``; code that needs those runs with ``catalog=False``.
     """
+    cfg = cfg or config.load()
+    if catalog and cfg.catalog_on_server:
+        return connect_session(app_name, cfg, extra)
     from pyspark.sql import SparkSession
 
-    cfg = cfg or config.load()
     spark_jars(cfg)  # fail early with a clear message, not a ClassNotFoundException
     cfg.lakehouse_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", _python())
@@ -109,6 +120,33 @@ def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+_CONNECT_SESSIONS: dict[str, object] = {}
+
+
+def connect_session(app_name: str, cfg: config.Config, extra: dict[str, str] | None = None):
+    """A Spark Connect session on the lakehouse SQL server; a clear error naming the start command when it is down.
+
+    Built with the Connect builder itself, not ``SparkSession.builder.remote()``: that
+    one marks the whole Python process as a Connect client (SPARK_CONNECT_MODE_ENABLED),
+    which would break a local session the same process runs for a stream (the pipeline has both).
+    """
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    from lakehouse.sql_server import require_running
+
+    require_running(cfg)
+    url = cfg.spark_connect_url
+    session = _CONNECT_SESSIONS.get(url)
+    if session is None or session.is_stopped:  # type: ignore[attr-defined]
+        # user_agent names the client in the server's log and UI (ASCII letters, digits, ._-).
+        agent = re.sub(r"[^A-Za-z0-9._-]", "_", app_name)
+        session = ConnectSession.builder.remote(f"{url}/;user_agent={agent}").create()
+        _CONNECT_SESSIONS[url] = session
+    for key, value in (extra or {}).items():
+        session.conf.set(key, value)  # type: ignore[attr-defined]
+    return session
 
 
 _NOT_A_TABLE = {"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE"}

@@ -21,6 +21,12 @@ _TEST_ENV = {
     "KAFKA_CONTROLLER_PORT": "29093",
     "MONGO_PORT": "29018",
     "MLFLOW_PORT": "25000",
+    "SQL_SERVER_THRIFT_PORT": "20000",
+    "SQL_SERVER_CONNECT_PORT": "25002",
+    "SQL_SERVER_UI_PORT": "24040",
+    # The suite's in-process dbt runs (the `spark` fixture, dbt's `session` target) open the
+    # Derby catalog themselves; tests of the SQL server use the `sql_server` fixture instead.
+    "LAKEHOUSE_CATALOG": "embedded",
     "SPARK_DRIVER_MEMORY": "3g",
     "INGEST_TRIGGER_SECONDS": "1",
 }

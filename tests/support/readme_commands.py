@@ -60,6 +60,7 @@ PROGRAM_HINTS: dict[str, str | tuple[None, str]] = {
     "make setup": "make setup",
     "python -m lakehouse.config": ".venv/bin/python -m lakehouse.config",
     "python -m lakehouse.services start mlflow": ".venv/bin/python -m lakehouse.services start mlflow",
+    "python -m lakehouse.services start sql": ".venv/bin/python -m lakehouse.services start sql",
     "make services-start": "make services-start",
     "dbt run": ".venv/bin/dbt run",
     "dbt run --select {spec.dbt_select}": ".venv/bin/dbt run --select +fct_purchase_intent_features",

@@ -11,10 +11,14 @@ from lakehouse import config
 from lakehouse.spark import spark_conf
 
 
-def _render_profile(environ: dict[str, str]) -> dict[str, str]:
+def _rendered(environ: dict[str, str]) -> dict:
     text = (config.REPO_ROOT / "profiles.yml").read_text()
-    rendered = jinja2.Template(text).render(env_var=lambda name, default="": environ.get(name, default))
-    out = yaml.safe_load(rendered)["clickstream_lakehouse"]["outputs"]["local"]
+    return yaml.safe_load(jinja2.Template(text).render(env_var=lambda name, default="": environ.get(name, default)))
+
+
+def _render_profile(environ: dict[str, str]) -> dict[str, str]:
+    rendered = _rendered(environ)
+    out = rendered["clickstream_lakehouse"]["outputs"]["embedded"]
     assert out["method"] == "session"
     return {k: str(v) for k, v in out["server_side_parameters"].items()}
 
@@ -39,3 +43,21 @@ def test_profile_defaults_equal_the_configuration_defaults():
     assert profile["spark.master"] == defaults["SPARK_MASTER"]
     assert profile["spark.driver.memory"] == defaults["SPARK_DRIVER_MEMORY"]
     assert profile["spark.sql.shuffle.partitions"] == defaults["SPARK_SHUFFLE_PARTITIONS"]
+
+
+def test_dbt_talks_thrift_to_the_sql_server_by_default():
+    profile = _rendered({})["clickstream_lakehouse"]
+    server = profile["outputs"]["server"]
+    assert profile["target"] == "server"
+    assert (server["method"], server["host"], int(server["port"])) == (
+        "thrift",
+        "127.0.0.1",
+        int(config.load({})["SQL_SERVER_THRIFT_PORT"]),
+    )
+
+
+def test_the_catalog_setting_chooses_the_target():
+    assert _rendered({"LAKEHOUSE_CATALOG": "embedded"})["clickstream_lakehouse"]["target"] == "embedded"
+    assert _rendered({"LAKEHOUSE_CATALOG": "server"})["clickstream_lakehouse"]["target"] == "server"
+    port = _rendered({"SQL_SERVER_THRIFT_PORT": "43100"})["clickstream_lakehouse"]["outputs"]["server"]["port"]
+    assert int(port) == 43100
