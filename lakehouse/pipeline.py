@@ -1,6 +1,6 @@
 """The whole job, end to end, on the embedded defaults: ``make run``.
 
-Starts Kafka, FerretDB and MLflow; generates a realistic data set (or takes a real
+Starts Kafka, FerretDB, MLflow and the lakehouse SQL server; generates a realistic data set (or takes a real
 REES46 file); replays it through Kafka; ingests it into Delta bronze with the
 streaming ingest; reconciles; runs ``dbt seed``, ``dbt run`` and ``dbt test``; draws the funnel
 figures; trains both models with their grid searches; starts the streaming scorer
@@ -422,20 +422,23 @@ def main(
         run.facts["produced"], run.facts["bad_lines"] = produced["sent"], produced.get("bad_lines", 0)
         from lakehouse.spark import get_spark
 
-        spark = get_spark("pipeline", catalog=True, cfg=cfg)
+        # The marts through the catalog (the SQL server's, over Spark Connect, unless LAKEHOUSE_CATALOG=embedded);
+        # the ingest and the path-addressed tables on a local session. Catalog first: embedded, both are one session.
+        catalog = get_spark("pipeline", catalog=True, cfg=cfg)
+        spark = get_spark("pipeline", catalog=False, cfg=cfg)
         run.step("streaming ingest -> bronze", lambda: _ingest(spark, cfg, topic))
         run.facts["reconcile"] = run.step("reconcile Kafka vs bronze", lambda: _reconcile(spark, cfg, topic))
         run.step("dbt seed", lambda: _dbt("seed"))
         run.step("dbt run", lambda: _dbt("run"))
         run.step("dbt test", lambda: _dbt("test"))
-        run.facts["layers"] = _layer_counts(spark)
-        run.facts["funnel"] = _funnel_headline(spark)
+        run.facts["layers"] = _layer_counts(catalog)
+        run.facts["funnel"] = _funnel_headline(catalog)
         from lakehouse import figures
 
         run.facts["figures"] = run.step("figures", lambda: [str(p) for p in figures.draw_all(*figures.load_marts(), output / "figures")])
         if not skip_train:
             suffix = "_input" if input_file is not None and not serve else ""
-            models = run.step("train models (grid search)", lambda: _train(spark, cfg, output, run.facts["data"], suffix))
+            models = run.step("train models (grid search)", lambda: _train(catalog, cfg, output, run.facts["data"], suffix))
             run.facts["models"] = models
             untrained = [task for task, m in models.items() if not m["trained"]]
             if live_events > 0 and suffix:
@@ -446,7 +449,7 @@ def main(
             elif untrained and live_events > 0:
                 console.print(f"[yellow]live scoring skipped:[/] the scorer needs both models; not trained: {', '.join(untrained)}")
             elif live_events > 0:
-                live = live or _generated_file(cfg, live_events, 1, _day_after(spark), seed + 1)
+                live = live or _generated_file(cfg, live_events, 1, _day_after(catalog), seed + 1)
                 run.facts["live"] = run.step("live scoring (streaming scorer)", lambda: _live_scoring(spark, cfg, live, topic, live_rate))
         _summary(run, cfg, output)
     except (RuntimeError, services.ServiceError) as exc:
