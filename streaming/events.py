@@ -92,22 +92,116 @@ QUARANTINE_COLUMNS: tuple[Column, ...] = (
     Column("ingested_date", "date", "UTC date of ingested_at; the partition column."),
 )
 
+# --- The input contract: what a record must be to enter bronze -----------------------------
+# One definition of the rules for both doors (Kafka JSON and CSV lines), enforced by
+# ``streaming.validate`` and documented in the README (``python -m streaming.events --markdown``
+# prints the reasons table; tests/unit/test_input_contract.py checks the README against it).
+
+# Longest text accepted per field, in characters. Values become keys elsewhere (a session id is
+# the MongoDB ``_id`` and a key of the scorer's state), so an absurd length is refused, not kept.
+MAX_FIELD_LENGTH: dict[str, int] = {
+    "event_time": 40,
+    "event_type": 32,
+    "product_id": 24,
+    "category_id": 24,
+    "category_code": 255,
+    "brand": 255,
+    "price": 32,
+    "user_id": 24,
+    "user_session": 64,
+}
+
+# Accepted event times (Java regex, matched after trimming spaces): a date AND a time to the second
+# (fractions up to microseconds), then either the REES46 suffix ` UTC` or an explicit offset
+# (`Z`, `+02:00`, `-0500`). `2019-11-01 00:00:00 UTC` and `2019-11-01T00:00:00+01:00` pass;
+# `2019-11-01`, `2019` or `2019-11-01 00:00:00` (no zone) do not: reading them would invent a time or a zone.
+EVENT_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?( UTC|Z|[+-][0-9]{2}:?[0-9]{2})$"
+# A date, or part of one, without a time: its own reason (the reported case: `2019-11-01`, `2019`).
+DATE_ONLY_PATTERN = r"^[0-9]{4}(-[0-9]{1,2}(-[0-9]{1,2})?)?T?$"
+# A date and a time without a zone.
+NO_ZONE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$"
+# Characters no field may hold: C0 controls, DEL, and U+FFFD (the mark of text already broken upstream).
+BAD_CHARACTER_CLASS = "[\\x00-\\x1f\\x7f\\ufffd]"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A quarantine reason: its name, which door it applies to, and the rule a record broke."""
+
+    name: str
+    door: str  # "JSON" (Kafka messages), "CSV" (file lines) or "both"
+    rule: str
+    detail: str  # what ``reason_detail`` holds
+
+
 # Quarantine reasons, checked in this order (the first that applies is recorded).
-REASONS: tuple[str, ...] = (
-    "oversize_payload",
-    "invalid_utf8",
-    "invalid_json",
-    "malformed_csv",
-    "missing_field",
-    "wrong_type",
-    "unknown_event_type",
-    "unparsable_timestamp",
-    "timestamp_out_of_range",
-    "price_out_of_range",
-    "invalid_id",
+REASON_RULES: tuple[Reason, ...] = (
+    Reason("oversize_payload", "both", f"the message or line is larger than {MAX_PAYLOAD_BYTES // 1024} KiB", "none (see payload_bytes)"),
+    Reason("invalid_utf8", "both", "the bytes are not valid UTF-8", "none"),
+    Reason(
+        "invalid_json",
+        "JSON",
+        "not one JSON object: unparsable, an array, a string, a number or null, single quotes, NaN/Infinity, "
+        "leading zeros, raw control characters in a string. A leading UTF-8 byte order mark is ignored (RFC 8259 §8.1)",
+        "none",
+    ),
+    Reason("trailing_content", "JSON", "anything but whitespace after the object, e.g. a second object", "the text after the object"),
+    Reason("duplicate_key", "JSON", "a key given twice (which one would win is a guess)", "the repeated keys"),
+    Reason(
+        "unknown_field",
+        "JSON",
+        f"a key that is not one of the {len(CSV_COLUMNS)} event fields (names are case-sensitive)",
+        "the unknown keys",
+    ),
+    Reason("nested_value", "JSON", "a field whose value is an array or an object", "the fields"),
+    Reason("malformed_csv", "CSV", f"not {len(CSV_COLUMNS)} fields", "the field count found"),
+    Reason("missing_field", "both", "a required field absent, null or blank: " + ", ".join(REQUIRED_FIELDS), "the field"),
+    Reason(
+        "field_too_long",
+        "both",
+        "a value longer than its field's limit: " + ", ".join(f"{k} {v}" for k, v in MAX_FIELD_LENGTH.items()),
+        "field, length and the value's first 100 characters",
+    ),
+    Reason(
+        "invalid_character",
+        "both",
+        "a control character (U+0000-U+001F, U+007F) or U+FFFD in a value; in JSON, an escaped UTF-16 surrogate "
+        "without its pair (`\\ud800`), which the parser would turn into `?`",
+        "field, code point and value; or the surrogate",
+    ),
+    Reason("wrong_type", "both", "an id that is not an integer of at most 19 digits, a price that is not a number", "field and value"),
+    Reason("unknown_event_type", "both", "event_type not one of " + ", ".join(EVENT_TYPES), "the value"),
+    Reason("timestamp_without_time", "both", "event_time is a date or part of one (`2019-11-01`, `2019`)", "the value"),
+    Reason("timestamp_without_zone", "both", "event_time has a date and a time but no ` UTC` suffix or offset", "the value"),
+    Reason(
+        "unparsable_timestamp",
+        "both",
+        "event_time not like `2019-11-01 00:00:00 UTC` or `2019-11-01T00:00:00+01:00` (seconds required), "
+        "or not a real date and time (`2019-02-30`, `24:00:00`)",
+        "the value",
+    ),
+    Reason("timestamp_out_of_range", "both", "event_time before 2000 or more than a day in the future", "the value"),
+    Reason("price_out_of_range", "both", f"price negative or above {MAX_PRICE:,.0f}", "the value"),
+    Reason("invalid_id", "both", "an id that is zero or negative", "the field and value"),
 )
+REASONS: tuple[str, ...] = tuple(r.name for r in REASON_RULES)
+
+
+def reasons_markdown() -> str:
+    """The README's table of quarantine reasons, generated from ``REASON_RULES``."""
+    rows = ["| reason | input | the record breaks this rule | reason_detail holds |", "|---|---|---|---|"]
+    rows += [f"| `{r.name}` | {r.door} | {r.rule} | {r.detail} |" for r in REASON_RULES]
+    return "\n".join(rows)
 
 
 def ddl(columns: tuple[Column, ...]) -> str:
     """`name type, ...` for Spark's `StructType.fromDDL` and CREATE TABLE."""
     return ", ".join(f"{c.name} {c.sql_type}" for c in columns)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--markdown" not in sys.argv:
+        sys.exit("usage: python -m streaming.events --markdown   (prints the README's quarantine reasons table)")
+    print(reasons_markdown())

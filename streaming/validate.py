@@ -1,10 +1,16 @@
 """Parse and validate raw event records in Spark: one rule set for stream and backfill.
 
 Every record gets either typed event columns or a quarantine ``reason`` (the first
-rule it breaks, in the order of ``events.REASONS``) with a human-readable detail.
+rule it breaks, in the order of ``events.REASON_RULES``, where the rules are written
+down) with the offending value in ``reason_detail``.
 The streaming ingest feeds Kafka values (JSON); the backfill feeds CSV lines. Both
 end in :func:`validate_fields`, so a record is judged the same whichever door it
 came in by.
+
+Everything is a Spark SQL expression, evaluated in the JVM: the usual record costs a
+few cheap checks (its key list, its count of brackets, a length per field, one regex
+on its event time), and the expensive work (where trailing content starts, which
+keys repeat) is done only in the branch of a record that broke that rule.
 """
 
 from __future__ import annotations
@@ -46,12 +52,15 @@ def _first(*rules: tuple[Column, Column | str]) -> Column:
 def parse_json_payload(df: DataFrame, value_col: str = "value") -> DataFrame:
     """Add ``payload`` (text), ``payload_bytes``, ``f`` (fields as text) and ``pre_reason``.
 
-    ``pre_reason`` covers what makes a payload unreadable before looking at fields:
-    oversize, invalid UTF-8, not a JSON object.
+    ``pre_reason`` covers what makes a payload unreadable or ambiguous before looking at
+    fields: oversize, invalid UTF-8, not exactly one JSON object with known, distinct keys
+    and flat values (``events.REASON_RULES``).
     """
     value = F.col(value_col)
-    out = df.select("*", _text(value), _byte_size(value), _from_json(F.col("payload")).alias("f"))
-    return out.withColumn("pre_reason", _json_pre_reason())
+    out = df.select("*", _text(value), _byte_size(value))
+    out = out.select("*", _json_text(F.col("payload")).alias(_JSON))
+    out = out.select("*", _from_json(F.col(_JSON)).alias("f"), _json_keys(F.col(_JSON)))
+    return out.withColumn("pre_reason", _json_pre_reason()).drop(_JSON, _KEYS)
 
 
 def parse_csv_line(df: DataFrame, line_col: str = "line") -> DataFrame:
@@ -71,8 +80,23 @@ def parse_kafka_record(df: DataFrame, value_col: str = "value", csv_flag: str = 
     value, is_csv = F.col(value_col), F.coalesce(F.col(csv_flag), F.lit(False))
     payload = F.col("payload")
     out = df.select("*", _text(value), _byte_size(value))
-    out = out.withColumn("f", F.when(is_csv, _from_csv(payload)).otherwise(_from_json(payload)))
-    return out.withColumn("pre_reason", F.when(is_csv, _csv_pre_reason()).otherwise(_json_pre_reason()))
+    out = out.select("*", F.when(~is_csv, _json_text(payload)).alias(_JSON))
+    json_text = F.col(_JSON)
+    out = out.select("*", F.when(is_csv, _from_csv(payload)).otherwise(_from_json(json_text)).alias("f"), _json_keys(json_text))
+    out = out.withColumn("pre_reason", F.when(is_csv, _csv_pre_reason()).otherwise(_json_pre_reason()))
+    return out.drop(_JSON, _KEYS)
+
+
+_JSON = "_json"  # the payload without a leading byte order mark
+_KEYS = "_keys"  # the object's keys as the JSON parser reads them (repeats included), null when not an object
+_WS = " \t\r\n"  # JSON's whitespace
+# Strict JSON (RFC 8259): Spark's reader otherwise takes single quotes and NaN / Infinity.
+_JSON_OPTIONS = {
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": _CORRUPT,
+    "allowSingleQuotes": "false",
+    "allowNonNumericNumbers": "false",
+}
 
 
 def _text(value: Column) -> Column:
@@ -83,8 +107,22 @@ def _byte_size(value: Column) -> Column:
     return F.coalesce(F.length(value), F.lit(0)).cast("int").alias("payload_bytes")
 
 
+def _json_text(payload: Column) -> Column:
+    """The payload as JSON text: a leading UTF-8 byte order mark dropped (RFC 8259 lets a parser ignore it).
+
+    The mark is an encoding detail, not content; the quarantine keeps the payload as received.
+    """
+    return F.when(payload.startswith("\ufeff"), payload.substr(F.lit(2), F.length(payload))).otherwise(payload)
+
+
 def _from_json(payload: Column) -> Column:
-    return F.from_json(payload, RAW_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+    # Spark's JSON reader keeps the *last* of repeated keys and stops reading after the first
+    # object: both are caught by the rules on _KEYS and on the text's structure, not here.
+    return F.from_json(payload, RAW_SCHEMA, _JSON_OPTIONS)
+
+
+def _json_keys(json_text: Column) -> Column:
+    return F.json_object_keys(json_text).alias(_KEYS)
 
 
 def _from_csv(payload: Column) -> Column:
@@ -93,13 +131,112 @@ def _from_csv(payload: Column) -> Column:
 
 
 def _json_pre_reason() -> Column:
-    """Oversize, invalid UTF-8 or not one JSON object: read from ``payload``, ``payload_bytes`` and ``f``."""
-    not_object = F.col("f").isNull() | F.col(f"f.{_CORRUPT}").isNotNull() | ~F.ltrim(F.col("payload")).startswith("{")
+    """The message-level rules of a JSON payload, from ``payload``, ``payload_bytes``, ``_json``, ``_keys`` and ``f``."""
+    text, keys = F.col(_JSON), F.col(_KEYS)
+    not_object = F.col("f").isNull() | F.col(f"f.{_CORRUPT}").isNotNull() | keys.isNull() | ~text.rlike(f"^[{_WS}]*\\{{")
+    known = F.array(*[F.lit(c) for c in events.CSV_COLUMNS])
     return _first(
         (F.col("payload_bytes") > events.MAX_PAYLOAD_BYTES, "oversize_payload"),
         (~F.expr("is_valid_utf8(payload)"), "invalid_utf8"),
         (not_object, "invalid_json"),
+        (~_single_flat_object(text) & ~_nested(text), F.concat(F.lit("trailing_content:"), _clip(_after_first_object(text)))),
+        (F.size(keys) != F.size(F.array_distinct(keys)), F.concat(F.lit("duplicate_key:"), _repeated(keys))),
+        (
+            F.size(F.array_except(keys, known)) > 0,
+            F.concat(F.lit("unknown_field:"), _clip(F.array_join(F.array_except(keys, known), ", "))),
+        ),
+        (~_single_flat_object(text), F.concat(F.lit("nested_value:"), _nested_keys(text))),
+        (_lone_surrogate(text) != "", F.concat(F.lit("invalid_character:unpaired UTF-16 surrogate "), _lone_surrogate(text))),
     )
+
+
+def _single_flat_object(text: Column) -> Column:
+    """True when the text (already known to start with one JSON object) is that object alone, with scalar values only.
+
+    The usual record has exactly two bracket characters, its first and its last: then
+    nothing follows the object and nothing is nested in it. Only a record with more
+    brackets (in its strings, or nested, or after the object) takes the exact test on
+    its skeleton.
+    """
+    brackets = F.length(text) - F.length(F.translate(text, "{}[]", ""))
+    trimmed = F.btrim(text, F.lit(_WS))
+    usual = (brackets == 2) & trimmed.startswith("{") & trimmed.endswith("}")
+    return usual | _skeleton(text).rlike(f"^[{_WS}]*\\{{[^{{}}\\[\\]]*\\}}[{_WS}]*$")
+
+
+def _nested(text: Column) -> Column:
+    """The first object holds an array or an object (read on the skeleton: its first ``}`` is not the end of a flat object)."""
+    return ~_skeleton(text).rlike(f"^[{_WS}]*\\{{[^{{}}\\[\\]]*\\}}")
+
+
+def _neutral(text: Column) -> Column:
+    """The text with every escape (a backslash and the character after it) as ``__``: same length, and every ``"`` delimits a string."""
+    return F.regexp_replace(text, r"(?s)\\.", "__")
+
+
+def _skeleton(text: Column) -> Column:
+    """The text with every string emptied: brackets left are structure, never content.
+
+    No regex here loops over a group (Java's matcher recurses per iteration of one and
+    would overflow its stack on a long payload): escapes go first, then ``"[^"]*"``.
+    """
+    return F.regexp_replace(_neutral(text), '"[^"]*+"', '""')
+
+
+def _after_first_object(text: Column) -> Column:
+    """What follows the first (flat) object: the text after its first ``}`` outside a string.
+
+    Splitting the escape-free text at its quotes puts the text outside strings at even
+    positions; the object ends at the first ``}`` of those.
+    """
+    parts = F.split(_neutral(text), '"', -1)
+    acc = F.struct(F.lit(0).alias("pos"), F.lit(0).alias("i"), F.lit(0).alias("end"))
+
+    def step(a: Column, part: Column) -> Column:
+        here = F.instr(part, "}")
+        found = (a["end"] == 0) & (a["i"] % 2 == 0) & (here > 0)
+        return F.struct(
+            (a["pos"] + F.length(part) + 1).alias("pos"),
+            (a["i"] + 1).alias("i"),
+            F.when(found, a["pos"] + here).otherwise(a["end"]).alias("end"),
+        )
+
+    end = F.aggregate(parts, acc, step, lambda a: a["end"])
+    return F.regexp_replace(text.substr(end + 1, F.lit(1 << 20)), f"^[{_WS}]+", "")
+
+
+# An escaped UTF-16 surrogate without its other half: Spark's reader turns it into "?" (an altered value).
+_LONE_SURROGATE = (
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _lone_surrogate(text: Column) -> Column:
+    """The first unpaired surrogate escape (``\\ud800``), else empty; only a text with a surrogate escape is searched.
+
+    Escaped backslashes are blanked first, so that ``\\\\ud800`` (a backslash, then text) is not read as one.
+    """
+    candidate = text.rlike(r"\\u[dD][89a-fA-F]")
+    return F.when(candidate, F.regexp_extract(F.regexp_replace(text, r"\\\\", "__"), f"({_LONE_SURROGATE})", 1)).otherwise("")
+
+
+def _repeated(keys: Column) -> Column:
+    """The keys that occur more than once, each named once."""
+    twice = F.filter(keys, lambda k: F.size(F.filter(keys, lambda j: j == k)) > 1)
+    return _clip(F.array_join(F.array_distinct(twice), ", "))
+
+
+def _nested_keys(text: Column) -> Column:
+    """The keys whose value opens an array or an object (for a human: read off the escape-free text)."""
+    return _clip(
+        F.array_join(F.array_distinct(F.regexp_extract_all(_neutral(text), F.lit('"([^"]*+)"[ \t\r\n]*:[ \t\r\n]*[\\[{]'), 1)), ", ")
+    )
+
+
+def _clip(text: Column, n: int = 100) -> Column:
+    """At most ``n`` characters of a value for ``reason_detail`` (the quarantine's raw payload holds all of it)."""
+    return F.when(F.length(text) > n, F.concat(F.substring(text, 1, n), F.lit("…"))).otherwise(text)
 
 
 def _csv_pre_reason() -> Column:
@@ -122,13 +259,45 @@ def _blank_to_null(c: Column) -> Column:
 
 
 def _event_time(text: Column) -> Column:
-    """REES46 text (`2019-11-01 00:00:00 UTC`) or ISO-8601; null when neither parses.
+    """The timestamp of a text in an accepted form (``events.EVENT_TIME_PATTERN``), else null.
 
-    A plain cast: Spark's string-to-timestamp cast reads both forms (the zone after
-    the time included) and is several times faster than a pattern-based parse, which
-    on 2 cores was the most expensive step of the whole ingest.
+    A plain cast once the form is checked: Spark's string-to-timestamp cast reads both
+    the REES46 form and ISO-8601 with an offset, and is several times faster than a
+    pattern-based parse. On its own the cast also reads a bare date or a time without a
+    zone (inventing midnight, or the session's zone): the pattern keeps those out. A
+    form that passes but names no real instant (``2019-02-30``) casts to null.
     """
-    return text.cast("timestamp")
+    return F.when(text.rlike(events.EVENT_TIME_PATTERN), text.try_cast("timestamp"))
+
+
+def _timestamp_problem(text: Column) -> Column:
+    """The reason for an event time that did not parse: no time, no zone, or neither."""
+    return (
+        F.when(text.rlike(events.DATE_ONLY_PATTERN), "timestamp_without_time")
+        .when(text.rlike(events.NO_ZONE_PATTERN), "timestamp_without_zone")
+        .otherwise("unparsable_timestamp")
+    )
+
+
+def _too_long(v: dict[str, Column]) -> Column:
+    """``field: N characters (limit L): value`` for the first field over its limit, else null."""
+    rule = None
+    for c, limit in events.MAX_FIELD_LENGTH.items():
+        n = F.length(v[c])
+        detail = F.concat(F.lit(f"{c}: "), n.cast("string"), F.lit(f" characters (limit {limit}): "), _clip(v[c]))
+        rule = F.when(n > limit, detail) if rule is None else rule.when(n > limit, detail)
+    return rule  # type: ignore[return-value]
+
+
+def _bad_character(v: dict[str, Column]) -> Column:
+    """``field: U+XXXX in value`` for the first field holding a forbidden character."""
+    rule = None
+    for c in events.CSV_COLUMNS:
+        char = F.regexp_extract(v[c], f"({events.BAD_CHARACTER_CLASS})", 1)
+        detail = F.concat(F.lit(f"{c}: "), F.format_string("U+%04X", F.ascii(char)), F.lit(" in "), _clip(v[c]))
+        has = v[c].rlike(events.BAD_CHARACTER_CLASS)
+        rule = F.when(has, detail) if rule is None else rule.when(has, detail)
+    return rule  # type: ignore[return-value]
 
 
 def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
@@ -143,7 +312,8 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     Built as three projections (fields, typed values, rule) on purpose: each value
     is computed once per row and the rule only reads columns. Written as one
     expression, Spark re-evaluates a shared sub-expression (the timestamp parse, the
-    trims) inside every CASE branch that uses it.
+    trims) inside every CASE branch that uses it. The detail of a rule is computed in
+    its branch only, so only a record that broke it pays for it.
     """
     # 1. every field once: blank -> null, trimmed copy for the numeric ones
     fields = {f"_v_{c}": _blank_to_null(F.col(f"f.{c}")) for c in events.CSV_COLUMNS}
@@ -152,9 +322,12 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     # 2. typed values and type checks, once
     typed = {
         "_ts": _event_time(F.trim(v["event_time"])),
-        "_price": F.trim(v["price"]).cast("double"),
+        "_price": F.trim(v["price"]).try_cast("double"),
         "_price_ok": v["price"].rlike(_NUMBER_PATTERN),
-        **{f"_id_{c}": F.trim(v[c]).cast("bigint") for c in _INT_FIELDS},
+        "_too_long": F.greatest(*[F.length(v[c]) > limit for c, limit in events.MAX_FIELD_LENGTH.items()]),
+        # One regex over all the text rather than one per field; which field it was is looked for only when one has it.
+        "_bad_char": F.concat_ws("", *v.values()).rlike(events.BAD_CHARACTER_CLASS),
+        **{f"_id_{c}": F.trim(v[c]).try_cast("bigint") for c in _INT_FIELDS},
         **{f"_id_ok_{c}": v[c].rlike(_INT_PATTERN) for c in _INT_FIELDS},
     }
     out = out.select("*", *[e.alias(k) for k, e in typed.items()])
@@ -163,16 +336,22 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     # 3. the rule: the first one a record breaks, in events.REASONS order
     min_time = F.to_timestamp(F.lit(events.MIN_EVENT_TIME))
     max_time = (F.current_timestamp() if now is None else F.lit(now)) + F.expr(f"INTERVAL {events.MAX_FUTURE_SECONDS} SECONDS")
+    time_text = _clip(v["event_time"])
     rule = _first(
         (F.col("pre_reason").isNotNull(), F.col("pre_reason")),
         *[(v[c].isNull(), f"missing_field:{c}") for c in events.REQUIRED_FIELDS],
-        *[(~F.col(f"_id_ok_{c}") | ids[c].isNull(), f"wrong_type:{c}") for c in _INT_FIELDS],
-        (~F.col("_price_ok"), "wrong_type:price"),
-        (~v["event_type"].isin(*events.EVENT_TYPES), F.concat(F.lit("unknown_event_type:"), F.substring(v["event_type"], 1, 100))),
-        (ts.isNull(), F.concat(F.lit("unparsable_timestamp:"), F.substring(v["event_time"], 1, 100))),
-        ((ts < min_time) | (ts > max_time), F.concat(F.lit("timestamp_out_of_range:"), F.substring(v["event_time"], 1, 100))),
-        (F.isnan(price) | (price < events.MIN_PRICE) | (price > events.MAX_PRICE), F.concat(F.lit("price_out_of_range:"), v["price"])),
-        ((ids["product_id"] <= 0) | (ids["user_id"] <= 0) | (ids["category_id"] <= 0), "invalid_id:non-positive id"),
+        (F.coalesce(F.col("_too_long"), F.lit(False)), F.concat(F.lit("field_too_long:"), _too_long(v))),
+        (F.coalesce(F.col("_bad_char"), F.lit(False)), F.concat(F.lit("invalid_character:"), _bad_character(v))),
+        *[(~F.col(f"_id_ok_{c}") | ids[c].isNull(), F.concat(F.lit(f"wrong_type:{c}: "), _clip(v[c]))) for c in _INT_FIELDS],
+        (~F.col("_price_ok"), F.concat(F.lit("wrong_type:price: "), _clip(v["price"]))),
+        (~v["event_type"].isin(*events.EVENT_TYPES), F.concat(F.lit("unknown_event_type:"), _clip(v["event_type"]))),
+        (ts.isNull(), F.concat(_timestamp_problem(F.trim(v["event_time"])), F.lit(":"), time_text)),
+        ((ts < min_time) | (ts > max_time), F.concat(F.lit("timestamp_out_of_range:"), time_text)),
+        (
+            F.isnan(price) | (price < events.MIN_PRICE) | (price > events.MAX_PRICE),
+            F.concat(F.lit("price_out_of_range:"), _clip(v["price"])),
+        ),
+        *[(ids[c] <= 0, F.concat(F.lit(f"invalid_id:{c}: "), v[c])) for c in _INT_FIELDS],
     )
     out = out.withColumn("_rule", rule)
     out = out.withColumn("reason", F.substring_index(F.col("_rule"), ":", 1))
