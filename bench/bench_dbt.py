@@ -7,6 +7,11 @@ last two loaded days (late events: every feature of those days is recomputed, si
 product and user history features change with them). A last run with nothing new
 shows the fixed cost.
 
+``--fixed-cost`` measures only that last figure, two ways on the same lakehouse (issue
+#19): dbt's ``session`` method (a Spark JVM started inside the dbt process, the Derby
+catalog opened by it) against ``thrift`` to the lakehouse SQL server (a JVM that is
+already running); each repeated, the ratio printed.
+
 Why these numbers: a dbt run's cost only means something next to the cheapest thing
 Spark can do with the same data, so each size also times one plain Spark
 scan-and-aggregate over bronze (the floor) in a fresh process, like dbt's, and after
@@ -16,6 +21,7 @@ runs as a child process; wall time and the peak resident memory of its whole pro
 tree (Python + the Spark JVM) are sampled with psutil.
 
     python -m bench.bench_dbt --events 1000000 --events 10000000
+    python -m bench.bench_dbt --fixed-cost --events 100000
 
 Uses its own lakehouse folder (--workdir, default lakehouse-bench-dbt in the system temp
 folder) so it never touches the user's marts; results are appended to
@@ -126,18 +132,85 @@ def generate(out: Path, events: int, days: int, *, start: str, seed: int | None)
     subprocess.run([*cmd, *(["--seed", str(seed)] if seed is not None else [])], cwd=REPO_ROOT, check=True)
 
 
-def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], console) -> list[Step]:
-    """Generate, load, floor, dbt full refresh, +1 % load, dbt incremental; for one size."""
-    lake = workdir / f"lake-{events}"
+def _main_csv(events: int, workdir: Path, days: int) -> Path:
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
-    env = {**env_base, "LAKEHOUSE_DIR": str(lake)}
     main_csv = data / f"events-{events}.csv"
     if not main_csv.exists():
         generate(main_csv, events, days, start="2019-11-01", seed=None)
+    return main_csv
+
+
+def _recorder(events: int, steps: list[Step], console):
+    def record(step: str, cmd: list[str], env: dict[str, str]) -> float:
+        console.print(f"[bold]{events:,}[/] {step} ...")
+        seconds, peak = measure(cmd, env, step)
+        steps.append(Step(events, step, round(seconds, 1), round(peak)))
+        console.print(f"  {seconds:,.1f} s, peak {peak:,.0f} MiB")
+        return seconds
+
+    return record
+
+
+def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, str], console, repeats: int) -> list[Step]:
+    """`dbt run` with nothing new: the session method against thrift to the SQL server, on one lakehouse.
+
+    The peak RSS of a thrift run is the dbt process alone: the server's JVM is shared
+    by every client and runs before and after.
+    """
+    from lakehouse import config, services
+
+    lake = workdir / f"lake-fixed-{events}"
+    main_csv = _main_csv(events, workdir, days)
+    if lake.exists():
+        subprocess.run(["rm", "-rf", str(lake)], check=True)
+    session_env = {**env_base, "LAKEHOUSE_DIR": str(lake), "LAKEHOUSE_CATALOG": "embedded"}
+    server_env = {**session_env, "LAKEHOUSE_CATALOG": "server"}
+    dbt = [str(Path(PY).parent / "dbt")]
+    steps: list[Step] = []
+    record = _recorder(events, steps, console)
+    record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)], session_env)
+    record("dbt seed (session)", [*dbt, "seed"], session_env)
+    record("dbt run --full-refresh (session)", [*dbt, "run", "--full-refresh"], session_env)
+    for i in range(repeats):
+        record(f"dbt run (nothing new), session #{i + 1}", [*dbt, "run"], session_env)
+    server = services.all_services(config.load(server_env))["sql"]
+    t0 = time.perf_counter()
+    server.start()  # after the session runs: the server holds this lakehouse's Derby catalog
+    steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))
+    try:
+        for i in range(repeats):
+            record(f"dbt run (nothing new), thrift #{i + 1}", [*dbt, "run"], server_env)
+    finally:
+        server.stop()
+    return steps
+
+
+def fixed_cost_table(steps: list[Step]):
+    """Median session and thrift run per size, and their ratio."""
+    from statistics import median
+
+    from rich.table import Table
+
+    table = Table("events", "dbt run (nothing new), session s", "thrift to the SQL server s", "thrift / session")
+    for n in sorted({s.events for s in steps}):
+        session = median(s.seconds for s in steps if s.events == n and ", session #" in s.step)
+        thrift = median(s.seconds for s in steps if s.events == n and ", thrift #" in s.step)
+        table.add_row(f"{n:,}", f"{session:,.1f}", f"{thrift:,.1f}", f"{thrift / session:.2f}")
+    return table
+
+
+def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], console) -> list[Step]:
+    """Generate, load, floor, dbt full refresh, +1 % load, dbt incremental; for one size."""
+    lake = workdir / f"lake-{events}"
+    # dbt's session method, as the README's figures were measured: each step its own Spark
+    # process, no server. --fixed-cost compares it with the SQL server.
+    env = {**env_base, "LAKEHOUSE_DIR": str(lake), "LAKEHOUSE_CATALOG": "embedded"}
+    main_csv = _main_csv(events, workdir, days)
     # +1 %, two ways: the events that come next (the day after the loaded ones: what a
     # scheduled run finds), and late events spread over the last two loaded days
     extra = max(events // 100, 1)
+    data = main_csv.parent
     next_csv = data / f"events-{events}-plus1pct-next.csv"
     late_csv = data / f"events-{events}-plus1pct-late.csv"
     if not next_csv.exists():
@@ -149,12 +222,10 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
 
     dbt = [str(Path(PY).parent / "dbt")]
     steps: list[Step] = []
+    recorder = _recorder(events, steps, console)
 
     def record(step: str, cmd: list[str]) -> None:
-        console.print(f"[bold]{events:,}[/] {step} ...")
-        seconds, peak = measure(cmd, env, step)
-        steps.append(Step(events, step, round(seconds, 1), round(peak)))
-        console.print(f"  {seconds:,.1f} s, peak {peak:,.0f} MiB")
+        recorder(step, cmd, env)
 
     record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)])
     record("floor: spark scan+aggregate", [PY, "-c", floor_script(lake / "bronze" / "events")])
@@ -179,8 +250,12 @@ def cli(
     / "bench"
     / "results"
     / "dbt.jsonl",
+    fixed_cost: Annotated[
+        bool, typer.Option("--fixed-cost", help="Only time `dbt run` with nothing new: the session method against the SQL server.")
+    ] = False,
+    repeats: Annotated[int, typer.Option(help="Runs of each kind with --fixed-cost.")] = 3,
 ) -> None:
-    """Time dbt full refresh and incremental runs against the plain-Spark floor."""
+    """Time dbt full refresh and incremental runs against the plain-Spark floor (or, with --fixed-cost, session vs server)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -188,11 +263,17 @@ def cli(
     env_base = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_DIR"}
     all_steps: list[Step] = []
     for n in events:
-        all_steps += bench_size(n, workdir, days, env_base, console)
+        if fixed_cost:
+            all_steps += bench_fixed_cost(n, workdir, days, env_base, console, repeats)
+        else:
+            all_steps += bench_size(n, workdir, days, env_base, console)
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a") as fh:
         for s in all_steps:
             fh.write(json.dumps({**asdict(s), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    if fixed_cost:
+        console.print(fixed_cost_table(all_steps))
+        return
     table = Table("events", "step", "seconds", "x floor", "% of full refresh", "peak RSS MiB")
     for n in events:
         floor = next(s.seconds for s in all_steps if s.events == n and s.step.startswith("floor"))

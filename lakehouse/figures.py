@@ -23,7 +23,7 @@ STEP_LABELS = ("Viewed", "Added to cart", "Purchased")
 
 
 def load_marts(schema: str = MART_SCHEMA) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The daily and the category funnel marts as pandas frames (they are small)."""
+    """The daily and the category funnel marts as pandas frames (they are small), through the catalog session."""
     from lakehouse.spark import get_spark
 
     spark = get_spark("lakehouse-figures", catalog=True)
@@ -148,7 +148,13 @@ def cli(
     """Draw funnel.png, dropoff_by_category.png and conversion_over_time.png from the funnel marts."""
     from rich.progress import track
 
-    daily, category = load_marts(schema)
+    from lakehouse.services import ServiceError
+
+    try:
+        daily, category = load_marts(schema)
+    except ServiceError as exc:  # no SQL server: the message says how to start it
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
     for name in track(FIGURES, description="figures"):
         typer.echo(f"wrote {draw(name, daily, category, out)}")
 

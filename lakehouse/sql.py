@@ -1,9 +1,10 @@
 """Run SQL against the lakehouse catalog from the command line.
 
 Why a command of its own: `dbt show` needs a dbt model or inline query and prints
-dbt logging around it; this opens the same catalog (bronze, the dbt `analytics`
-marts) with the project's one Spark factory and prints just the result, as a table
-for people or as CSV/JSON for scripts. Queries can also come from a file, such as
+dbt logging around it; this queries the same catalog (bronze, the dbt `analytics`
+marts) through the project's one Spark factory, which by default is a Spark Connect
+client of the lakehouse SQL server, so it runs while `dbt run` runs, and prints just
+the result, as a table for people or as CSV/JSON for scripts. Queries can also come from a file, such as
 the examples in dbt_project/analyses/ (they are plain SQL once `{{ ref(...) }}`
 is replaced, which this command does: `{{ ref('x') }}` -> `analytics.x`).
 
@@ -66,7 +67,7 @@ def render(sql: str, schema: str = MART_SCHEMA) -> str:
 
 
 def run(sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
-    """Execute one statement on the catalog session; return column names and rows."""
+    """Execute one statement on the catalog session (the SQL server's, unless embedded); return column names and rows."""
     from lakehouse.spark import get_spark
 
     spark = get_spark("lakehouse-sql", catalog=True)
@@ -136,8 +137,13 @@ def cli(
         sql = render(text or "")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    from lakehouse.services import ServiceError
+
     try:
         columns, rows = run(sql, limit)
+    except ServiceError as exc:  # no SQL server: the message says how to start it
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
     except Exception as exc:  # AnalysisException and friends: show Spark's message, not a JVM trace
         message = str(exc).split("\n")[0]
         typer.echo(f"query failed: {message}", err=True)

@@ -17,12 +17,16 @@ Started, checked and stopped by ``python -m lakehouse.services ... sql``.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
+
+import typer
 
 from lakehouse import config
 from lakehouse.services import Service, ServiceError, port_open, require_java
 
+_LOG4J2 = Path(__file__).with_name("sql-server-log4j2.properties")
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 
@@ -43,9 +47,11 @@ def server_conf(cfg: config.Config) -> dict[str, str]:
     """The lakehouse's Spark settings plus what a server needs: its UI, Connect, fair sharing, bounded history."""
     from lakehouse.spark import LONG_RUNNING_CONF, spark_conf
 
+    conf = spark_conf(cfg, catalog=True)
     return {
-        **spark_conf(cfg, catalog=True),
+        **conf,
         **LONG_RUNNING_CONF,
+        "spark.driver.extraJavaOptions": f"{conf['spark.driver.extraJavaOptions']} -Dlog4j2.configurationFile={_LOG4J2}",
         "spark.app.name": "lakehouse-sql-server",
         "spark.ui.enabled": "true",
         "spark.ui.port": str(cfg["SQL_SERVER_UI_PORT"]),
@@ -103,6 +109,8 @@ class SqlServer(Service):
             "hive.server2.thrift.bind.host=127.0.0.1",
             "--hiveconf",
             f"hive.server2.thrift.port={self.port}",
+            "--hiveconf",  # per-query logs of Thrift sessions: with the server's, not in the system temp folder
+            f"hive.server2.logging.operation.log.location={self.home / 'operation_logs'}",
         ]
 
     def environment(self) -> dict[str, str]:
@@ -129,3 +137,36 @@ def require_running(cfg: config.Config) -> None:
             "Start it with `python -m lakehouse.services start sql` (or set LAKEHOUSE_CATALOG=embedded to open the catalog in this process, "
             "one process at a time)."
         )
+
+
+app = typer.Typer(help="The lakehouse SQL server's clients: beeline on its Thrift endpoint.", no_args_is_help=True)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def beeline(ctx: typer.Context) -> None:
+    """Run the `beeline` shipped in the pyspark package against the server, e.g. `beeline -e "show tables in analytics"`."""
+    cfg = config.load()
+    try:
+        require_running(cfg)
+    except SqlServerDown as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    program = pyspark_home() / "bin" / "beeline"
+    os.execv(program, [str(program), "-u", url(cfg), *ctx.args])
+
+
+@app.command()
+def endpoints() -> None:
+    """Print the JDBC URL, the Spark Connect URL and the Spark UI of the server."""
+    cfg = config.load()
+    typer.echo(
+        f"thrift (JDBC):  {url(cfg)}\nspark connect:  {cfg.spark_connect_url}\nspark UI:       http://127.0.0.1:{cfg['SQL_SERVER_UI_PORT']}"
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -36,8 +36,9 @@ sessions and funnels that dbt built in the `analytics` schema, and the latest mo
 6. **Models**: the latest training runs, the winner against its baselines, and the `champion` in the registry.
 
 Everything reads the marts through the project's one Spark factory (`lakehouse.spark.get_spark(catalog=True)`), so
-the numbers are the ones dbt tested and the figures command draws. The embedded catalog (Derby) admits one process
-at a time: close this notebook's kernel before running `dbt run` or the pipeline on the same `LAKEHOUSE_DIR`.""",
+the numbers are the ones dbt tested and the figures command draws. By default that is a Spark Connect session of the
+lakehouse SQL server (`python -m lakehouse.services start sql`), the one process that owns the catalog: this notebook
+can stay open while `dbt run` rebuilds the marts.""",
     ),
     (
         "code",
@@ -533,7 +534,7 @@ for task, spec in TASK_SPECS.items():
     ),
     (
         "code",
-        """spark.stop()  # release the Derby catalog so dbt or the pipeline can open it again""",
+        """spark.stop()  # end this session (with LAKEHOUSE_CATALOG=embedded: release the Derby catalog for dbt or the pipeline)""",
     ),
 ]
 

@@ -13,6 +13,8 @@ from pathlib import Path
 # Run, in this order, in the clone that `make run` built (services started first by the list itself).
 RUN_IN_CLONE: tuple[str, ...] = (
     "make services-start",
+    ".venv/bin/python -m lakehouse.services start sql",
+    ".venv/bin/python -m lakehouse.services status sql",
     ".venv/bin/python -m streaming.reconcile",
     ".venv/bin/dbt seed",
     ".venv/bin/dbt run",
@@ -25,6 +27,7 @@ RUN_IN_CLONE: tuple[str, ...] = (
     ".venv/bin/python -m lakehouse.sql -f dbt_project/analyses/conversion_by_day.sql",
     ".venv/bin/python -m lakehouse.sql -f dbt_project/analyses/dropoff_by_category.sql --format csv",
     ".venv/bin/python -m lakehouse.sql -f dbt_project/analyses/top_abandoned_products.sql --format json",
+    '.venv/bin/python -m lakehouse.sql_server beeline -e "show tables in analytics"',
     ".venv/bin/python -m lakehouse.figures",
     ".venv/bin/python -m lakehouse.figures --out output/figures",
     ".venv/bin/python -m streaming.session_store",
@@ -47,6 +50,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/dbt run --full-refresh": "rebuilds what dbt run built; test_dbt_incremental compares the two",
     ".venv/bin/dbt docs generate": "writes docs only; about a minute of CI for no check beyond its exit code",
     ".venv/bin/python -m bench.bench_dbt --events 1000000 --events 10000000": "a benchmark of an hour; its figures are in the README",
+    ".venv/bin/python -m bench.bench_dbt --fixed-cost --events 100000": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m streaming.scorer": "runs until Ctrl-C; make run starts it as a process for the live slice",
     ".venv/bin/python -m bench.bench_scorer --rates 500,2000 --seconds 120": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m streaming.session_admin delete-user 512": "erasure; test_scorer_admin erases a user and checks every store",
