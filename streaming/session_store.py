@@ -14,6 +14,16 @@ Extended JSON cost the scorer 0.33 s per 3,000 documents to write and the flushe
 thread as much again to read (BSON: 0.04 and 0.06 s), on the stream's critical path
 and under its interpreter lock. Files an earlier version left (``.json``) are still drained.
 
+Why a dead-letter folder: a document the server refuses (FerretDB refuses a key that
+starts with ``$`` or holds a dot, and drops the connection on a NaN) would otherwise be
+retried forever and hold back every batch after it. A failed write is a connection
+failure only if the server then fails a ping too: the outbox waits and retries. If the
+server answers, the group of files is written again file by file and document by
+document; a document that still fails, alone, on ``REJECTED_AFTER`` attempts is set
+aside in ``dead-letter/`` next to the outbox (the document and the error, as extended
+JSON), logged at ERROR, counted by :meth:`SessionMirror.dead_letters` (the scorer's
+status file reports it), and the rest flows on.
+
 Why replays leave the same documents: a document is replaced as a whole from the
 session's events (which the scorer keeps in state), and its prediction history is
 merged by prediction point (the number of events seen), so a replayed batch
@@ -224,7 +234,10 @@ def upsert_documents(coll, docs: Sequence[dict], histories: WrittenHistories | N
             full["latest_prediction"] = hist[-1] if hist else None  # a session past the cap before its first score has none
             (inserts if sid in new else replaces).append(full)
         replaces += _insert_new(coll, inserts)
-        if replaces:
+        if len(replaces) == 1:  # alone (as when the outbox isolates a refused document): the server's own error, not
+            # pymongo's KeyError on FerretDB's reply to a refused bulk replace
+            coll.replace_one({"_id": replaces[0]["_id"]}, replaces[0], upsert=True)
+        elif replaces:
             coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in replaces], ordered=False)
         histories.update(written)  # only once MongoDB acknowledged them
     return len(ids)
@@ -264,6 +277,22 @@ def _read_outbox_file(path: Path) -> list[dict]:
     return bson.decode_all(path.read_bytes()) if path.suffix == ".bson" else json_util.loads(path.read_text())
 
 
+DEAD_LETTER = "dead-letter"  # folder of the outbox where refused documents are set aside
+REJECTED_AFTER = 3  # attempts of a document alone, with the server answering, before it is set aside
+RETRY_PAUSE = 0.5  # seconds between those attempts
+
+
+def _describe(exc: BaseException) -> str:
+    """The error as the server gave it: a bulk write's per-document message when there is one."""
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict) and "errmsg" in details:
+        return f"code {details.get('code')}: {details['errmsg']}"
+    errors = details.get("writeErrors", []) if isinstance(details, dict) else []
+    if errors:
+        return "; ".join(f"code {e.get('code')}: {e.get('errmsg')}" for e in errors[:3])
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class SessionMirror:
     """Outbox + MongoDB upserts for the scorer (and the reprocess command)."""
@@ -292,6 +321,19 @@ class SessionMirror:
             ensure_indexes(coll)
             self._indexed = True
         return coll
+
+    def reachable(self) -> bool:
+        """Whether the server answers a ping now (tells a connection failure from a refused document)."""
+        try:
+            self.collection().database.client.admin.command("ping")
+            return True
+        except Exception:
+            return False
+
+    def dead_letters(self) -> list[Path]:
+        """The documents set aside because the server kept refusing them, one file each."""
+        folder = self.outbox / DEAD_LETTER
+        return sorted(folder.glob("*.json")) if folder.exists() else []
 
     def pending(self) -> list[Path]:
         if not self.outbox.exists():
@@ -326,11 +368,60 @@ class SessionMirror:
                 try:
                     upsert_documents(self.collection(), [d for path in group for d in _read_outbox_file(path)], self._histories)
                 except Exception as exc:
-                    log.warning("MongoDB not reachable (%s); %d batch(es) wait in %s", type(exc).__name__, len(self.pending()), self.outbox)
-                    return False
+                    if not self.reachable():
+                        return self._unreachable(exc)
+                    # The server answers: something in this group is refused. Find it, set it aside, write the rest.
+                    if not all(self._drain_alone(path) for path in group):
+                        return False
+                    continue
                 for path in group:
                     path.unlink()
             return True
+
+    def _unreachable(self, exc: BaseException) -> bool:
+        log.warning("MongoDB not reachable (%s); %d batch(es) wait in %s", type(exc).__name__, len(self.pending()), self.outbox)
+        return False
+
+    def _drain_alone(self, path: Path) -> bool:
+        """Write one outbox file a document at a time, setting aside those the server keeps refusing; False if it went away."""
+        try:
+            docs = _read_outbox_file(path)
+        except Exception as exc:  # an unreadable file would block the outbox just the same
+            self._set_aside(path, 0, None, exc)
+            path.unlink()
+            return True
+        for index, doc in enumerate(docs):
+            for attempt in range(1, REJECTED_AFTER + 1):
+                try:
+                    upsert_documents(self.collection(), [doc], self._histories)
+                    break
+                except Exception as exc:
+                    if not self.reachable():
+                        return self._unreachable(exc)
+                    if attempt == REJECTED_AFTER:
+                        self._set_aside(path, index, doc, exc)
+                    else:
+                        self._stop.wait(RETRY_PAUSE)
+        path.unlink()
+        return True
+
+    def _set_aside(self, path: Path, index: int, doc: dict | None, exc: BaseException) -> None:
+        """Keep a refused document (or an unreadable outbox file) with its error in the dead-letter folder."""
+        folder = self.outbox / DEAD_LETTER
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{path.stem}-{index:06d}.json"  # a replayed batch overwrites its own entry
+        record = {
+            "outbox_file": path.name,
+            "index": index,
+            "session_id": None if doc is None else doc.get("_id"),
+            "error": _describe(exc),
+            "set_aside_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "document": doc if doc is not None else {"unreadable_file_bytes": path.read_bytes().hex()},
+        }
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json_util.dumps(record, json_options=json_util.RELAXED_JSON_OPTIONS, indent=1))
+        tmp.replace(target)
+        log.error("MongoDB refused session %s of %s (%s): set aside in %s", record["session_id"], path.name, record["error"], target)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -363,6 +454,9 @@ def main() -> None:
     n = len(mirror.pending())
     ok = mirror.flush()
     print(f"{n} pending batch file(s); {'all mirrored' if ok else f'{len(mirror.pending())} still pending (MongoDB down?)'}")
+    dead = mirror.dead_letters()
+    if dead:
+        print(f"{len(dead)} document(s) refused by MongoDB are set aside with their error in {dead[0].parent}")
     sys.exit(0 if ok else 1)
 
 
