@@ -510,7 +510,14 @@ class Scorer:
         )
         write_status(
             status_path(self.cfg, self.topic),
-            {"batch_id": batch_id, "events": len(pdf), "rows": len(rows), "mongo_outbox_pending": pending} | self.models.status(),
+            {
+                "batch_id": batch_id,
+                "events": len(pdf),
+                "rows": len(rows),
+                "mongo_outbox_pending": pending,
+                "mongo_dead_letters": len(self.mirror.dead_letters()),
+            }
+            | self.models.status(),
         )
 
 
