@@ -15,6 +15,8 @@ Usage: ``python -m bench.bench_scorer [--rates 500,2000] [--seconds 150] [--trig
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import typer
 
 from lakehouse import config, services
 from streaming import scorer_process
-from streaming.predictions import predictions_path
+from streaming.predictions import latency_windows, predictions_path
 from streaming.scorer import final_row
 from streaming.session_features import normalise, split_sessions
 from streaming.session_store import SessionMirror, connect
@@ -44,88 +46,163 @@ def _events(n: int, seed: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).head(n)
 
 
-def _produce(topic: str, msgs: list[tuple[bytes, bytes]], rate: int, bootstrap: str) -> float:
-    from kafka import KafkaProducer
+class _Producer(threading.Thread):
+    """Sends messages at a fixed rate in 100 ms ticks until they run out or :meth:`finish` is called."""
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
-    per_tick = max(1, rate // 10)
-    t0 = time.monotonic()
-    for i in range(0, len(msgs), per_tick):
-        for k, v in msgs[i : i + per_tick]:
-            producer.send(topic, key=k, value=v)
-        due = t0 + (i // per_tick + 1) * 0.1
-        time.sleep(max(0.0, due - time.monotonic()))
-    producer.flush()
-    producer.close()
-    return len(msgs) / (time.monotonic() - t0)
+    def __init__(self, topic: str, msgs: list[tuple[bytes, bytes]], rate: int, bootstrap: str) -> None:
+        super().__init__(name="bench-producer", daemon=True)
+        self.topic, self.msgs, self.rate, self.bootstrap = topic, msgs, rate, bootstrap
+        self.per_tick = max(1, rate // 10)
+        self.sent, self.started_at, self.achieved = 0, 0.0, 0.0
+        self._finish = threading.Event()
+
+    def finish(self) -> None:
+        self._finish.set()
+
+    def run(self) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=5)
+        t0 = time.monotonic()
+        self.started_at = time.time()
+        for i in range(0, len(self.msgs), self.per_tick):
+            if self._finish.is_set():
+                break
+            for k, v in self.msgs[i : i + self.per_tick]:
+                producer.send(self.topic, key=k, value=v)
+            self.sent = min(len(self.msgs), i + self.per_tick)
+            time.sleep(max(0.0, t0 + (i // self.per_tick + 1) * 0.1 - time.monotonic()))
+        producer.flush()
+        producer.close()
+        self.achieved = self.sent / (time.monotonic() - t0)
 
 
-def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: int) -> dict:
+def _valid_indexes(spark, msgs: list[tuple[bytes, bytes]]) -> set[int]:
+    """Positions of the messages the ingest's validation accepts (``streaming.validate.validate_json``)."""
+    from pyspark.sql import functions as F
+
+    from streaming.validate import validate_json
+
+    frame = spark.createDataFrame([(i, v) for i, (_, v) in enumerate(msgs)], "i long, value binary")
+    return {r.i for r in validate_json(frame).filter(F.col("reason").isNull()).select("i").collect()}
+
+
+COLD_START_ALLOWANCE = 240  # seconds a cold start may take before the scorer logs that it runs
+COLD_START_EVENTS_SECONDS = 120  # events are made for this long a start (a slower one sends what there is, and says so)
+
+
+def _ready_time(log_path: Path) -> pd.Timestamp:
+    """When the scorer logged that its query runs (its log's local time, as naive UTC like ``kafka_timestamp``)."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if scorer_process.READY_LINE in line:
+            local = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
+            return pd.Timestamp(local, unit="s")
+    raise RuntimeError(f"no ready line in {log_path}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: int, cold_start: bool = False, lead: float = 5.0) -> dict:
+    """Score ``rate`` events/s for ``seconds`` s; with ``cold_start`` the producer sends ``lead`` s before the scorer is launched.
+
+    Cold start: a new scorer (fresh checkpoint, ``SCORER_STARTING_OFFSETS`` latest, as a
+    new deployment) starts while events flow; its windows are counted from its ready line,
+    and only sessions that began after it are waited for. Otherwise the scorer reads the
+    topic from the start and the producer begins once it is ready.
+    """
     from pyspark.sql import SparkSession
 
     from lakehouse.spark import get_spark
     from tests.integration.test_scorer_helpers import payloads
     from tests.support.kafka_helpers import create_topic
 
-    topic = f"bench-scorer-{rate}-{int(time.time())}"
+    topic = f"bench-scorer-{'cold-' if cold_start else ''}{rate}-{int(time.time())}"
     create_topic(cfg.kafka_bootstrap, topic, partitions=2)
-    events = _events(rate * seconds, seed)
+    # a cold start sends from `lead` s before the launch until `seconds` after the ready line: room for a slow start
+    events = _events(rate * (seconds + int(lead) + COLD_START_EVENTS_SECONDS if cold_start else seconds), seed)
     msgs = payloads(events)
-    sessions = split_sessions([normalise(e) for e in events.to_dict("records")])
-    ends = {sid: final_row(evs) for sid, evs in sessions.items()}  # caught up: each session's last row is written
+    per_tick = max(1, rate // 10)
+    spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
+    valid = _valid_indexes(spark, msgs)  # the scorer types events with the ingest's validation and skips the others
+    records = events.to_dict("records")
+    normalised = [normalise({**records[i], "_i": i, "_tick": i // per_tick}) for i in sorted(valid)]
     # a database of its own: the generator's session ids repeat from run to run, and
     # documents left by an earlier run would turn the mirror's inserts into replacements
     database = topic.replace("-", "_")
-    env = {"SCORER_TRIGGER_SECONDS": str(trigger), "SCORER_STARTING_OFFSETS": "earliest", "MONGO_DB": database}
-    log_path = Path(cfg.lakehouse_dir) / f"bench-scorer-{rate}.log"
-    proc = scorer_process.launch(topic, log_path, env)
-    spark: SparkSession = get_spark("bench-scorer-reader", catalog=False, cfg=cfg)
+    offsets = "latest" if cold_start else "earliest"
+    env = {"SCORER_TRIGGER_SECONDS": str(trigger), "SCORER_STARTING_OFFSETS": offsets, "MONGO_DB": database}
+    log_path = Path(cfg.lakehouse_dir) / f"bench-scorer-{'cold-' if cold_start else ''}{rate}.log"
     path = str(predictions_path(cfg))
+    load_before = _load()
+    producer = _Producer(topic, msgs, rate, cfg.kafka_bootstrap)
+    if cold_start:
+        producer.start()
+        time.sleep(lead)
+    launched = time.time()
+    proc = scorer_process.launch(topic, log_path, env)
     try:
-        scorer_process.wait_until_running(proc, log_path)  # JVM up, models loaded: then the clock starts
-        started = pd.Timestamp.utcnow().tz_localize(None)
-        achieved = _produce(topic, msgs, rate, cfg.kafka_bootstrap)
+        scorer_process.wait_until_running(proc, log_path, timeout=COLD_START_ALLOWANCE)  # JVM up, models loaded, warmed up
+        ready = _ready_time(log_path)
+        if cold_start:
+            time.sleep(max(0.0, (ready + pd.Timedelta(seconds=seconds) - pd.Timestamp(time.time(), unit="s")).total_seconds()))
+            producer.finish()
+        else:
+            producer.start()
+        producer.join()
         ended = time.monotonic()
+        began = pd.Timestamp(producer.started_at, unit="s")
+        since = ready + pd.Timedelta(seconds=2) if cold_start else began
+        first_tick = (since - began).total_seconds() * 10
+        sessions = split_sessions([e for e in normalised if e["_i"] < producer.sent])
+        # caught up: each session's last row is written (a cold start waits only for the sessions it saw from their start)
+        ends = {sid: final_row(evs) for sid, evs in sessions.items() if min(e["_tick"] for e in evs) >= first_tick}
         caught_up = False
         while time.monotonic() - ended < 60:
-            p = spark.read.format("delta").load(path).filter(f"processing_time >= '{started}'").toPandas()
+            p = spark.read.format("delta").load(path).filter(f"processing_time >= '{ready}'").toPandas()
             p = p[p.session_id.isin(sessions)]
             last = p.groupby("session_id").prediction_point.max()
-            if len(last) == len(sessions) and all(end is None or last[s] >= end[0] for s, end in ends.items()):
+            if all(end is None or (s in last and last[s] >= end[0]) for s, end in ends.items()):
                 caught_up = time.monotonic() - ended <= 30
                 break
             time.sleep(2)
     finally:
+        producer.finish()
         scorer_process.stop(proc)  # a scorer far behind is killed after the grace period: the figures still stand
         backlog = len(SessionMirror.from_config(cfg, topic).pending())
         connect(cfg.mongo_uri).drop_database(database)
-    lat = p["latency_ms"].dropna().to_numpy() / 1000
     tail = p.sort_values("processing_time").tail(max(1, len(p) // 3))["latency_ms"].dropna().to_numpy() / 1000
     return {
+        "mode": "cold-start" if cold_start else "warm",
         "rate_target": rate,
-        "rate_achieved": round(achieved, 1),
+        "rate_achieved": round(producer.achieved, 1),
         "seconds": seconds,
         "trigger_seconds": trigger,
-        "events": len(msgs),
+        "events": producer.sent,
         "sessions": len(sessions),
         "prediction_rows": len(p),
-        "p50_s": round(float(np.percentile(lat, 50)), 3),
-        "p95_s": round(float(np.percentile(lat, 95)), 3),
-        "p99_s": round(float(np.percentile(lat, 99)), 3),
-        "last_third_p95_s": round(float(np.percentile(tail, 95)), 3),
+        "scorer_start_s": round((ready - pd.Timestamp(launched, unit="s")).total_seconds(), 1),
+        **{f"{window}_{k}": v for window, figures in latency_windows(p, since, 60).items() for k, v in figures.items()},
+        "last_third_p95_s": round(float(np.percentile(tail, 95)), 3) if len(tail) else None,
         "caught_up_within_30s": caught_up,
         "mongo_batches_behind_at_stop": backlog,
+        "load_avg_before": load_before,
+        "load_avg_after": _load(),
     }
 
 
 def main(
     rates: str = typer.Option("500,2000", help="Comma-separated event rates (events/s)."),
     seconds: int = typer.Option(150, help="How long each rate is sustained."),
-    trigger_seconds: float = typer.Option(1.0, help="Scorer micro-batch trigger interval."),
+    trigger_seconds: float = typer.Option(None, help="Scorer micro-batch trigger interval (default: SCORER_TRIGGER_SECONDS)."),
+    cold_start: bool = typer.Option(False, "--cold-start", help="Launch the scorer while the producer already sends."),
+    lead_seconds: float = typer.Option(5.0, help="With --cold-start: seconds the producer sends before the scorer is launched."),
     seed: int = typer.Option(3),
 ) -> None:
     """Measure produce-to-prediction latency (p50/p95/p99) of the streaming scorer at fixed rates."""
     cfg = config.load()
+    trigger = float(cfg["SCORER_TRIGGER_SECONDS"] if trigger_seconds is None else trigger_seconds)
     for name in ("kafka", "mongo", "mlflow"):
         svc = services.all_services(cfg).get(name)
         if svc is not None:
@@ -141,10 +218,10 @@ def main(
         register_models(cfg.mlflow_uri, synthetic_events(n_users=60, days=2, seed=1))
     results = []
     for rate in rates.split(","):
-        results.append(run_rate(cfg, int(rate), seconds, trigger_seconds, seed))
+        results.append(run_rate(cfg, int(rate), seconds, trigger, seed, cold_start=cold_start, lead=lead_seconds))
         print(json.dumps(results[-1]), flush=True)  # as each rate ends: a long sweep shows its figures early
     sustained = [r["rate_target"] for r in results if r["caught_up_within_30s"]]
-    print(f"highest sustained rate among those tested (trigger {trigger_seconds:g} s): {max(sustained) if sustained else 'none'} events/s")
+    print(f"highest sustained rate among those tested (trigger {trigger:g} s): {max(sustained) if sustained else 'none'} events/s")
 
 
 if __name__ == "__main__":

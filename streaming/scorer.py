@@ -52,7 +52,8 @@ from pyspark.sql import functions as F
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
-from ml.feature_contract import TASK_SPECS, prediction_points
+from ml.baselines import LIVE_BASELINE_VERSION, live_last_viewed
+from ml.feature_contract import CATEGORIES, TASK_SPECS, prediction_points
 from ml.registry import CHAMPION
 from streaming import supervisor
 from streaming.bronze import require_checkpoint_covers
@@ -190,10 +191,14 @@ class ChampionModels:
         for col in ("purchase_probability", "purchase_label"):
             out[col] = res[col] if res is not None else None
         c, res = self._predict("category", features, _category_columns)
+        category_version = c.version if c else None
+        if res is None and len(features):  # no category champion (none beat the baseline): serve the baseline, labelled
+            res = _category_columns(live_last_viewed(features, list(CATEGORIES)), len(features))
+            category_version = LIVE_BASELINE_VERSION
         for col in ("category_probabilities", "top_1", "top_2", "top_3"):
             out[col] = res[col] if res is not None else None
         out["purchase_model_version"] = p.version if p else None
-        out["category_model_version"] = c.version if c else None
+        out["category_model_version"] = category_version
         return out
 
 
@@ -564,16 +569,20 @@ WARM_UP_EVENT = {
 def warm_up(spark: SparkSession, cfg: config.Config, topic: str, scorer: Scorer) -> None:
     """Do once, before the query starts, what the first batches would otherwise do while events queue up.
 
-    The history is loaded, one made-up session goes through features, both models and
-    the row and document code (nothing is written), the MongoDB connection and its
-    indexes are opened, and the typed read of the topic runs once on a few records so
-    the JVM has loaded and compiled that path. What fails here is only logged: the
+    The history is loaded, one made-up session goes through the features and both
+    models (nothing is written), the MongoDB connection and its indexes are opened, and
+    the typed read of the topic runs once on a few records so the JVM has loaded and
+    compiled that path. What fails here is only logged: the
     stream deals with it as it would have.
     """
     started = time.monotonic()
     scorer.history.load()
-    warm = {"scorer-warm-up": [normalise(dict(WARM_UP_EVENT))]}
-    score_sessions(warm, scorer.history.history, scorer.models, kafka_ts={}, batch_id=-1, source="warm-up", history_cap=1)
+    for task, loaded in scorer.models.models.items():
+        try:  # the model itself, not ChampionModels.score: a made-up session must not get a champion refused
+            if loaded is not None:
+                loaded.model.predict(pd.DataFrame([point_features([normalise(dict(WARM_UP_EVENT))], 1, scorer.history.history)]))
+        except Exception as exc:
+            log.warning("warm-up: the %s model failed on a made-up session (%s)", task, exc)
     try:
         scorer.mirror.collection()
     except Exception as exc:  # MongoDB down: the outbox keeps the documents until it is back
