@@ -1,14 +1,23 @@
-"""End-to-end scorer latency: produce -> prediction row, at fixed event rates.
+"""End-to-end scorer latency: produce -> prediction row, at fixed event rates, warm or from a cold start.
 
-For each rate, a fresh topic gets events at that rate for ``--seconds`` (paced in
-100 ms ticks), while ``python -m streaming.scorer`` (its own process, its own Spark)
-scores them. Latency per prediction row is ``processing_time - kafka_timestamp`` of
-the newest event of the session in the batch (the ``latency_ms`` column), i.e. from
-the producer's send to the prediction. Reported: p50/p95/p99 over the run, the same
-for the last third (growing latency means falling behind), events scored per second
-and whether every session got its last prediction within 30 s of the end.
+For each rate, a fresh topic gets events at that rate (paced in 100 ms ticks), while
+``python -m streaming.scorer`` (its own process, its own Spark) scores them. Latency per
+prediction row is ``processing_time - kafka_timestamp`` of the newest event of the session
+in the batch (the ``latency_ms`` column), i.e. from the producer's send to the prediction.
 
-Usage: ``python -m bench.bench_scorer [--rates 500,2000] [--seconds 150] [--trigger-seconds 1]``
+By default the scorer reads the topic from the start and the producer begins once the
+scorer says it runs, for ``--seconds``. With ``--cold-start`` the producer already sends
+when a new scorer (fresh checkpoint at ``latest``) is launched, and goes on until
+``--seconds`` after the scorer is ready: every start of the scorer (a deploy, a crash
+restart) looks like that.
+
+Reported: p50/p95/p99 over the run, for the rows of events produced in the first 60 s
+(the warm-up) and after (the steady state), the last third's p95 (growing latency means
+falling behind), the scorer's start-up time, whether every session got its last
+prediction within 30 s of the end, and the load average before and after (the figures
+move with whatever else the machine runs).
+
+Usage: ``python -m bench.bench_scorer [--rates 500,2000] [--seconds 150] [--trigger-seconds 1] [--cold-start]``
 (starts the embedded services if needed; registers small demo champions if none).
 """
 
