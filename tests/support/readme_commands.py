@@ -53,6 +53,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python -m bench.bench_dbt --fixed-cost --events 100000": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m streaming.scorer": "runs until Ctrl-C; make run starts it as a process for the live slice",
     ".venv/bin/python -m bench.bench_scorer --rates 500,2000 --seconds 120": "a benchmark of minutes; its figures are in the README",
+    ".venv/bin/python -m bench.bench_scorer --rates 2000 --seconds 120 --cold-start": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m streaming.session_admin delete-user 512": "erasure; test_scorer_admin erases a user and checks every store",
     ".venv/bin/python -m streaming.session_admin reprocess --start 2019-11-01 --end 2019-11-02": "test_scorer_admin runs reprocess",
     ".venv/bin/python -m streaming.session_admin reprocess --from-export sessions.jsonl": "test_scorer_admin runs reprocess from an export",
