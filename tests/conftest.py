@@ -102,6 +102,31 @@ def spark(cfg: config.Config):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def sql_server() -> Iterator[config.Config]:
+    """One lakehouse SQL server (Thrift + Spark Connect) for every test that needs it, stopped at the end.
+
+    It owns the Derby catalog of a lakehouse folder of its own: the suite's in-process
+    dbt runs (the ``spark`` fixture) hold the catalog of the main test lakehouse, and
+    Derby admits one process per catalog. Tests reach it through ``on_sql_server``.
+    """
+    server_cfg = config.load({**os.environ, "LAKEHOUSE_DIR": str(_TMP_ROOT / "sql-server-lakehouse"), "LAKEHOUSE_CATALOG": "server"})
+    svc = services.all_services(server_cfg)["sql"]
+    svc.start()
+    try:
+        yield server_cfg
+    finally:
+        svc.stop()
+
+
+@pytest.fixture()
+def on_sql_server(sql_server: config.Config, monkeypatch: pytest.MonkeyPatch) -> config.Config:
+    """Point this test's configuration, its dbt runs and its catalog sessions at the SQL server's lakehouse."""
+    monkeypatch.setenv("LAKEHOUSE_DIR", str(sql_server.lakehouse_dir))
+    monkeypatch.setenv("LAKEHOUSE_CATALOG", "server")
+    return sql_server
+
+
 @pytest.fixture()
 def tmp_topic(kafka: str, request: pytest.FixtureRequest) -> str:
     """A fresh topic name per test (created by whoever writes first)."""

@@ -1,0 +1,122 @@
+"""The lakehouse SQL server: `dbt run` (Thrift) while other clients query the marts (Spark Connect, beeline).
+
+With the embedded Derby catalog, one process at a time could open the catalog: a
+notebook or a query had to wait for `dbt run`. Through the server, every client is a
+session of the one Spark application that holds it. Each client here is its own
+process, as a user's would be: two run the SQL command (Spark Connect) over and over,
+a third runs `beeline -e` (Thrift), all while `dbt run` rebuilds the marts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from lakehouse import config
+from lakehouse.sql_server import pyspark_home, url
+from tests.integration.dbt_support import dbt, ensure_quarantine, synthetic_events, write_bronze
+
+pytestmark = pytest.mark.integration
+
+MODELS = ("+fct_funnel_daily", "+fct_sessions")
+
+
+@dataclass
+class Client:
+    """A client process run again and again until told to stop; every run's exit code and output."""
+
+    name: str
+    command: list[str]
+    runs: list[tuple[float, int, str, str]] = field(default_factory=list)  # start, exit code, stdout, stderr
+
+    def loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            done = subprocess.run(self.command, capture_output=True, text=True, cwd=config.REPO_ROOT, env=os.environ.copy(), timeout=300)
+            self.runs.append((started, done.returncode, done.stdout, done.stderr))
+
+
+def _sql_command(query: str) -> list[str]:
+    return [sys.executable, "-m", "lakehouse.sql", "--format", "json", query]
+
+
+def _beeline(cfg: config.Config, query: str) -> list[str]:
+    return [str(pyspark_home() / "bin" / "beeline"), "-u", url(cfg), "--silent=true", "--outputformat=csv2", "-e", query]
+
+
+def _beeline_count(cfg: config.Config, table: str) -> int:
+    done = subprocess.run(_beeline(cfg, f"select count(*) as n from {table}"), capture_output=True, text=True, check=True)
+    return int([line for line in done.stdout.splitlines() if line.strip().isdigit()][-1])
+
+
+def test_clients_query_the_marts_while_dbt_runs(on_sql_server: config.Config):
+    from lakehouse.spark import get_spark
+
+    cfg = on_sql_server
+    spark = get_spark("test-sql-server", catalog=True, cfg=cfg)  # a Spark Connect client of the server
+    events = synthetic_events(n_users=80, days=4)
+    last_day = events["event_time"].dt.date.max()
+    write_bronze(spark, events[events["event_time"].dt.date < last_day], mode="overwrite", cfg=cfg)
+    ensure_quarantine(spark, cfg)
+    dbt("seed")
+    dbt("run", "--select", *MODELS, "--full-refresh")
+    write_bronze(spark, events[events["event_time"].dt.date == last_day], cfg=cfg)  # so the run below has work to do
+
+    clients = [
+        Client("connect-1", _sql_command("select session_date, sessions from analytics.fct_funnel_daily order by session_date")),
+        Client("connect-2", _sql_command("select count(*) as n from analytics.fct_sessions")),
+        Client("beeline", _beeline(cfg, "select count(*) as n from analytics.fct_sessions")),
+    ]
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.loop, args=(stop,)) for c in clients]
+    for t in threads:
+        t.start()
+    dbt_started = time.monotonic()
+    try:
+        run = subprocess.run(
+            [str(config.REPO_ROOT / ".venv" / "bin" / "dbt"), "run", "--select", *MODELS],
+            capture_output=True,
+            text=True,
+            cwd=config.REPO_ROOT,
+            env=os.environ.copy(),
+            timeout=1200,
+        )
+        dbt_ended = time.monotonic()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    for client in clients:
+        during = [r for r in client.runs if dbt_started <= r[0] < dbt_ended]
+        assert during, f"{client.name} ran no query while dbt ran"
+        failed = [(out + err)[-1500:] for _, rc, out, err in client.runs if rc != 0]
+        assert not failed, f"{client.name} failed: {failed[0]}"
+    for _, _, out, _ in clients[0].runs:
+        rows = json.loads(out)
+        assert rows and all(r["sessions"] > 0 for r in rows)
+
+    # After the run: the new day is in the marts, and both endpoints see the same table.
+    days = [r.session_date for r in spark.sql("select session_date from analytics.fct_funnel_daily").collect()]
+    assert max(days) == last_day
+    assert _beeline_count(cfg, "analytics.fct_sessions") == spark.table("analytics.fct_sessions").count() > 0
+
+
+def test_a_table_made_through_thrift_is_seen_through_connect(on_sql_server: config.Config):
+    from lakehouse.spark import get_spark
+
+    subprocess.run(
+        _beeline(on_sql_server, "create or replace table default.made_by_beeline using delta as select 1 as id union all select 2"),
+        check=True,
+        capture_output=True,
+    )
+    spark = get_spark("test-sql-server", catalog=True, cfg=on_sql_server)
+    assert sorted(r.id for r in spark.table("default.made_by_beeline").collect()) == [1, 2]
