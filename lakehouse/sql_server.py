@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -70,10 +71,11 @@ def url(cfg: config.Config) -> str:
     return f"jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']}/default"
 
 
+@dataclass(frozen=True)
 class SqlServer(Service):
     """HiveThriftServer2 with the Spark Connect plugin, in one Spark application."""
 
-    start_timeout: float = 240.0
+    start_timeout: float = 240.0  # a Spark driver, the Derby catalog and two endpoints; slow on a busy machine
 
     @property
     def connect_port(self) -> int:
