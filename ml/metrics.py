@@ -103,7 +103,7 @@ def top_k(scores: np.ndarray, k: int = 3) -> np.ndarray:
 
 
 def topk_metrics(y: np.ndarray, scores: np.ndarray, k: int = 3) -> dict[str, float]:
-    """Hit@k, Precision@k, Recall@k over rows with at least one positive, and per-category ROC AUC.
+    """Hit@k, Precision@k, Recall@k and NDCG@k over rows with at least one positive, coverage, per-category ROC AUC.
 
     Rows whose future has no category at all say nothing about ranking and are left out
     of the @k metrics (their share is reported as ``rows_with_target``).
@@ -113,10 +113,17 @@ def topk_metrics(y: np.ndarray, scores: np.ndarray, k: int = 3) -> dict[str, flo
     hits = np.take_along_axis(y, picks, axis=1).sum(axis=1)
     positives = y.sum(axis=1)
     has = positives > 0
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (np.take_along_axis(y, picks, axis=1) * discount[: picks.shape[1]]).sum(axis=1)
+    ideal = np.cumsum(discount)[np.minimum(positives, k) - 1] if has.any() else np.ones(len(y))
     out = {
         f"hit_at_{k}": float((hits[has] > 0).mean()) if has.any() else float("nan"),
         f"precision_at_{k}": float((hits[has] / k).mean()) if has.any() else float("nan"),
         f"recall_at_{k}": float((hits[has] / positives[has]).mean()) if has.any() else float("nan"),
+        f"ndcg_at_{k}": float((dcg[has] / ideal[has]).mean()) if has.any() else float("nan"),
+        # how many distinct categories the scorer ever puts in a top-k (over every row): a
+        # recommender that always names the same three has coverage k
+        f"coverage_at_{k}": float(len(np.unique(picks))) if len(picks) else 0.0,
         "rows_with_target": float(has.mean()),
     }
     aucs = per_category_auc(y, scores)

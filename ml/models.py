@@ -176,15 +176,26 @@ class PurchaseIntentModel(mlflow.pyfunc.PythonModel):
 
 
 class CategoryTop3Model(mlflow.pyfunc.PythonModel):
-    """A probability per top-level category (``p_<category>``) and the three most likely ones."""
+    """A probability per top-level category (``p_<category>``) and the three most likely ones.
 
-    def __init__(self, estimator: PerLabelClassifier, feature_names: list[str], categories: list[str]) -> None:
+    ``seen_columns`` (one per category, the session's events so far): for a target of
+    categories not touched yet, a category the session has touched gets probability 0
+    and no top-3 slot, as training evaluated it.
+    """
+
+    def __init__(
+        self, estimator: PerLabelClassifier, feature_names: list[str], categories: list[str], seen_columns: list[str] | None = None
+    ) -> None:
         self.estimator = estimator
         self.feature_names = list(feature_names)
         self.categories = list(categories)
+        self.seen_columns = list(seen_columns) if seen_columns else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         scores = self.estimator.predict_proba(_as_matrix(model_input, self.feature_names))
+        seen = getattr(self, "seen_columns", None)  # absent from models pickled before it existed
+        if seen:
+            scores = np.where(model_input[seen].to_numpy(dtype=float) > 0, 0.0, scores)
         out = pd.DataFrame(scores, columns=[f"p_{c}" for c in self.categories])
         order = np.argsort(-scores, axis=1, kind="stable")[:, :3]
         names = np.asarray(self.categories, dtype=object)

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lakehouse import config
 from ml import baselines, metrics, models, outputs, plots, registry
+from ml.baselines import LIVE_BASELINE_VERSION
 from ml.feature_contract import (
     PURCHASE_LABEL,
     TASK_SPECS,
@@ -109,7 +110,11 @@ def points_table(
     base_thresholds: dict[str, float | None],
 ) -> pd.DataFrame:
     """Test metrics of the model and each baseline per prediction point k (rows: scorer, k)."""
-    keep = ("rows", "roc_auc", "pr_auc", "brier", "positive_rate") if t.task == "purchase" else ("rows", "hit_at_3", "recall_at_3")
+    keep = (
+        ("rows", "roc_auc", "pr_auc", "brier", "positive_rate")
+        if t.task == "purchase"
+        else ("rows", "hit_at_3", "recall_at_3", "ndcg_at_3", "coverage_at_3")
+    )
     points = frame["prediction_point"].to_numpy()
     rows = {}
     for scorer, values, cut in [("model", scores, threshold), *((f"baseline_{k}", v, base_thresholds[k]) for k, v in base.items())]:
@@ -166,6 +171,17 @@ class _Task:
             else [c for c in target_columns(list(train.columns)) if category_of_target(c) != UNKNOWN_CATEGORY]
         )
         self.train_frame = train
+        # The mart's category target leaves out the categories the session touched up to the
+        # point (never positive there): when the training rows say so, every scorer (model,
+        # baselines, champion) is judged with those masked, and the served model masks them too.
+        seen = None if task == "purchase" else baselines.seen_categories(train, self.targets)
+        self.exclude_seen = bool(seen is not None and not train[self.targets].to_numpy()[seen].any())
+
+    def mask(self, frame: pd.DataFrame, scores: np.ndarray) -> np.ndarray:
+        """Scores with the categories the session has already touched set below any score (when the target excludes them)."""
+        if not self.exclude_seen:
+            return scores
+        return np.where(baselines.seen_categories(frame, self.targets), -1.0, scores)
 
     def y(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[PURCHASE_LABEL].to_numpy() if self.task == "purchase" else frame[self.targets].to_numpy()
@@ -173,7 +189,7 @@ class _Task:
     def baselines(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if self.task == "purchase":
             return baselines.purchase_baselines(self.train_frame, frame, PURCHASE_LABEL)
-        return baselines.category_baselines(self.train_frame, frame, self.targets)
+        return {k: self.mask(frame, v) for k, v in baselines.category_baselines(self.train_frame, frame, self.targets).items()}
 
     def evaluate(self, y: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
         if self.task == "purchase":
@@ -208,17 +224,22 @@ class _Task:
     def wrap(self, model, threshold: float):
         if self.task == "purchase":
             return models.PurchaseIntentModel(model, self.features, threshold)
-        return models.CategoryTop3Model(model, self.features, [category_of_target(t) for t in self.targets])
+        cats = [category_of_target(t) for t in self.targets]
+        seen = [f"{baselines.session_count_prefix(self.features, cats)}{c}" for c in cats] if self.exclude_seen else None
+        return models.CategoryTop3Model(model, self.features, cats, seen)
 
     def champion_scores(self, pyfunc_model, frame: pd.DataFrame) -> np.ndarray:
         out = pyfunc_model.predict(frame[self.features])
         if self.task == "purchase":
             return out["probability"].to_numpy()
-        return np.column_stack(
-            [
-                out[f"p_{category_of_target(t)}"].to_numpy() if f"p_{category_of_target(t)}" in out else np.zeros(len(out))
-                for t in self.targets
-            ]
+        return self.mask(
+            frame,
+            np.column_stack(
+                [
+                    out[f"p_{category_of_target(t)}"].to_numpy() if f"p_{category_of_target(t)}" in out else np.zeros(len(out))
+                    for t in self.targets
+                ]
+            ),
         )
 
 
@@ -296,6 +317,7 @@ def train(
             mlflow.log_param("baseline_cart_feature", cart_feature(features) or "none")
         else:
             mlflow.log_param("baseline_last_viewed_source", baselines.last_viewed_source(list(data.columns), t.targets))
+            mlflow.log_param("category_target_excludes_seen", t.exclude_seen)
         mlflow.log_dict({"feature_columns": features, "targets": t.targets}, "feature_columns.json")
         if suspicious:
             mlflow.set_tag("suspect_leakage", ",".join(suspicious))
@@ -315,7 +337,7 @@ def train(
                     started = time.perf_counter()
                     model = models.fit_model(task, cfg, X["train"], Y["train"], seed, n_jobs)
                     fit_s = time.perf_counter() - started
-                    scores = models.predict_scores(task, model, X["val"])
+                    scores = t.mask(split.val, models.predict_scores(task, model, X["val"]))
                     threshold = metrics.choose_threshold(Y["val"], scores) if task == "purchase" else 0.5
                     m = t.evaluate(Y["val"], scores, threshold)
                     val_metrics[cfg.name] = m
@@ -351,7 +373,7 @@ def train(
         mlflow.set_tag("refit", "winner refitted on train + validation before the test window")
 
         # The test window, touched once, for the winner and the baselines.
-        test_scores = models.predict_scores(task, model, X["test"])
+        test_scores = t.mask(split.test, models.predict_scores(task, model, X["test"]))
         test_m = t.evaluate(Y["test"], test_scores, threshold)
         base_test = t.baselines(split.test)
         test_base = {k: t.evaluate(Y["test"], v, base_thresholds[k]) for k, v in base_test.items()}
@@ -419,6 +441,10 @@ def train(
             if f.parent != summary_dir:
                 mlflow.log_artifact(str(f), "outputs")
         console.print(f"[green]{task}[/]: winner {winner}; test {sel}={test_m[sel]:.4f}; registered {name} v{reg.version}; {reg.reason}")
+        if not reg.is_champion:
+            kept = f"{name} v{reg.previous_champion} stays champion" if reg.previous_champion else f"{name} has no champion"
+            serves = "" if reg.previous_champion or task == "purchase" else f"; the live scorer serves the {LIVE_BASELINE_VERSION} baseline"
+            console.print(f"[yellow]{task}[/]: no configuration beats the best baseline by the margin on this data: {kept}{serves}")
     return TrainResult(
         task, parent.info.run_id, winner, sel, val_metrics, test_m, test_base, reg, summary_dir, files, suspicious, split.describe()
     )

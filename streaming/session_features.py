@@ -125,8 +125,24 @@ def split_sessions(events: Sequence[dict]) -> dict[str, list[dict]]:
             if prev is None or (e["event_time"] - prev) > SESSION_TIMEOUT:
                 start = e["event_time"]
             prev = e["event_time"]
-            out.setdefault(f"timeout-{user}-{start:%Y%m%d%H%M%S}", []).append(e)
+            out.setdefault(timeout_session_id(user, start), []).append(e)
     return {sid: dedupe_and_order(evs) for sid, evs in out.items()}
+
+
+def timeout_session_id(user: int, start: datetime) -> str:
+    """int_events_sessionized's id of a session cut from null-``user_session`` events by the 30-minute gap."""
+    return f"timeout-{user}-{start:%Y%m%d%H%M%S}"
+
+
+def session_id_of(session: Sequence[dict]) -> str:
+    """The dbt session id of a session's events (in order): its ``user_session``, or the timeout rule's id."""
+    first = session[0]
+    return first["user_session"] if first["user_session"] is not None else timeout_session_id(first["user_id"], first["event_time"])
+
+
+def user_product_key(user_id: int, product_id: int) -> str:
+    """The key of int_user_products_days_accumulated (dbt macro ``user_product_key``)."""
+    return f"{user_id}-{product_id}"
 
 
 def first_purchase(session: Sequence[dict]) -> int | None:
@@ -152,68 +168,101 @@ def _epoch(t: datetime) -> int:
 
 @dataclass
 class PriorHistory:
-    """Per-key daily totals, answering "what was known at the start of day D".
+    """Per-key daily totals, answering "what was known at the start of day D", and the day's session starts.
 
     ``user`` columns: user_id, event_date, sessions_started, events, purchases, spend,
     last_event_time, events_<category>...; ``product``: product_id, event_date, views,
     carts, purchases; ``category``: category_top, event_date, views, purchases,
-    priced_views (views with a price above 0), view_price_sum (their prices).
+    priced_views (views with a price above 0), view_price_sum (their prices);
+    ``user_product``: user_product (:func:`user_product_key`), event_date, views;
+    ``starts``: user_id, session_id, session_start of the sessions in bronze (recent days
+    only, see :func:`build_history`); ``affinity``: category_top (viewed), event_date,
+    viewers (user-days with a view in it), carted_<category>... (of those, the ones with a
+    cart or purchase in that category). Sessions the scorer meets live are added by
+    :meth:`note_session`, so a session of the same day counts before the next reload.
     """
 
     user: pd.DataFrame = field(default_factory=pd.DataFrame)
     product: pd.DataFrame = field(default_factory=pd.DataFrame)
     category: pd.DataFrame = field(default_factory=pd.DataFrame)
+    user_product: pd.DataFrame = field(default_factory=pd.DataFrame)
+    starts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    affinity: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
-        self._index = {name: _index(getattr(self, name)) for name in ("user", "product", "category")}
+        tables = ("user", "product", "category", "user_product", "affinity")
+        self._index = {name: _index(getattr(self, name)) for name in tables}
+        self._starts: dict[int, dict[str, datetime]] = {}
+        if self.starts is not None and not self.starts.empty:
+            for user, sid, start in zip(
+                self.starts["user_id"].tolist(), self.starts["session_id"].tolist(), self.starts["session_start"].tolist(), strict=True
+            ):
+                self._starts.setdefault(int(user), {})[sid] = pd.Timestamp(start).to_pydatetime().replace(tzinfo=None)
 
     def prior(self, table: str, key: object, day: date) -> dict[str, float] | None:
         """Column sums over the key's days strictly before ``day`` (None when there are none).
 
         Answered from running totals (a binary search and one row read), because the
-        scorer asks this three times for every session of every micro-batch.
+        scorer asks this four times for every session of every micro-batch.
         """
-        entry = self._index[table].get(key)
-        if entry is None:
+        index = self._index[table]
+        bounds = index.keys.get(key) if index else None
+        if bounds is None:
             return None
-        n = int(np.searchsorted(entry.days, np.datetime64(day, "D"), side="left"))
+        lo, hi = bounds
+        n = int(np.searchsorted(index.days[lo:hi], np.datetime64(day, "D"), side="left"))
         if n == 0:
             return None
-        out = dict(zip(entry.columns, entry.totals[n - 1].tolist(), strict=True))
-        if entry.last_seen is not None:
-            seen = entry.last_seen[n - 1]
+        out = dict(zip(index.columns, index.totals[lo + n - 1].tolist(), strict=True))
+        if index.last_seen is not None:
+            seen = index.last_seen[lo + n - 1]
             out["last_event_time"] = None if np.isnat(seen) else pd.Timestamp(seen)
         return out
+
+    def note_session(self, user_id: int, session_id: str, start: datetime) -> None:
+        """Remember a session the scorer has seen (its start does not change as later events arrive)."""
+        self._starts.setdefault(int(user_id), {}).setdefault(session_id, start)
+
+    def sessions_earlier_today(self, user_id: int, session_id: str, start: datetime) -> int:
+        """The user's known sessions that started earlier on ``start``'s day (same start: smaller id first)."""
+        day = start.date()
+        return sum(1 for sid, t in self._starts.get(int(user_id), {}).items() if t.date() == day and (t, sid) < (start, session_id))
 
 
 @dataclass(frozen=True)
 class _RunningTotals:
-    """One key's days in order, with the running column totals (and latest event time) up to each day."""
+    """Every key's days in order, with the running column totals (and latest event time) up to each day.
 
+    One set of arrays for all keys (``keys`` maps a key to its rows [lo, hi)): per-key
+    arrays would cost a few hundred bytes of object overhead per key, and the user x
+    product table has about one key per view.
+    """
+
+    keys: dict[object, tuple[int, int]]
     days: np.ndarray
     columns: tuple[str, ...]
     totals: np.ndarray
     last_seen: np.ndarray | None
 
 
-def _index(frame: pd.DataFrame) -> dict[object, _RunningTotals]:
+def _index(frame: pd.DataFrame) -> _RunningTotals | None:
     if frame is None or frame.empty:
-        return {}
+        return None
     key = frame.columns[0]
-    frame = frame.sort_values([key, "event_date"])
+    frame = frame.sort_values([key, "event_date"], kind="stable").reset_index(drop=True)
     columns = tuple(c for c in frame.columns if c not in (key, "event_date", "last_event_time"))
-    keys = frame[key].to_numpy()
+    groups = frame.groupby(key, sort=False)
+    totals = groups[list(columns)].cumsum().to_numpy(dtype="float64")  # per key: exact, no cross-key subtraction
     days = pd.to_datetime(frame["event_date"]).to_numpy().astype("datetime64[D]")
-    values = frame[list(columns)].to_numpy(dtype="float64")
-    seen = pd.to_datetime(frame["last_event_time"]).to_numpy() if "last_event_time" in frame else None
-    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-    out = {}
-    for lo, hi in itertools.pairwise(bounds):
-        last = np.fmax.accumulate(seen[lo:hi]) if seen is not None else None  # fmax: a day without events keeps the latest
-        out[keys[lo].item() if hasattr(keys[lo], "item") else keys[lo]] = _RunningTotals(
-            days[lo:hi], columns, np.cumsum(values[lo:hi], axis=0), last
-        )
-    return out
+    last = None
+    if "last_event_time" in frame:
+        # cummax skips NaT: a day without events keeps the latest time before it
+        seen = pd.to_datetime(frame["last_event_time"]).groupby(frame[key], sort=False).cummax()
+        last = seen.groupby(frame[key], sort=False).ffill().to_numpy()
+    keys = frame[key].to_numpy()
+    cuts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    bounds = {(keys[lo].item() if hasattr(keys[lo], "item") else keys[lo]): (int(lo), int(hi)) for lo, hi in itertools.pairwise(cuts)}
+    return _RunningTotals(bounds, days, columns, totals, last)
 
 
 def _days(seconds: int) -> float:
@@ -271,6 +320,11 @@ def point_features(session: Sequence[dict], k: int, history: PriorHistory) -> di
     in_category = user.get(f"events_{last['category_top']}", 0.0) if user else 0.0  # 0 for a category the seed lacks
     f["f_user_prior_category_events"] = in_category
     f["f_user_prior_category_share"] = _ratio(in_category, user["events"]) if user else 0.0
+    seen = history.prior("user_product", user_product_key(session[0]["user_id"], last["product_id"]), last["event_time"].date())
+    f["f_user_prior_product_views"] = seen["views"] if seen else 0
+    sid = session_id_of(session)
+    history.note_session(session[0]["user_id"], sid, start)
+    f["f_user_sessions_earlier_today"] = history.sessions_earlier_today(session[0]["user_id"], sid, start)
     prod = history.prior("product", last["product_id"], last["event_time"].date())
     f["f_product_prior_views"] = prod["views"] if prod else 0
     f["f_product_prior_conversion"] = _ratio(prod["purchases"], prod["views"]) if prod else 0.0
@@ -286,6 +340,9 @@ def point_features(session: Sequence[dict], k: int, history: PriorHistory) -> di
         f[f"f_prior_share_{c}"] = _ratio(user.get(f"events_{c}", 0.0), prior_events) if user else 0.0
     for c in CATEGORIES:
         f[f"f_so_far_{c}"] = sum(1 for e in evs if e["category_top"] == c)
+    affinity = history.prior("affinity", last["category_top"], last["event_time"].date())
+    for c in CATEGORIES:
+        f[f"f_affinity_{c}"] = _ratio(affinity[f"carted_{c}"], affinity["viewers"]) if affinity else 0.0
     return {k_: float(v) for k_, v in f.items()}
 
 
@@ -307,29 +364,47 @@ shop as (
   select user_session as sid, min_by(user_id, struct(event_time, event_type)) as user_id, min(event_time) as start
   from ev where user_session is not null group by user_session),
 gaps as (
-  select user_id, event_time,
+  select user_id, event_time, concat('timeout-', user_id, '-', date_format(event_time, 'yyyyMMddHHmmss')) as sid,
     case when lag(event_time) over w is null then 1
          when unix_timestamp(event_time) - unix_timestamp(lag(event_time) over w) > {timeout} then 1 else 0 end as is_start
   from ev where user_session is null window w as (partition by user_id order by event_time)),
 starts as (
-  select user_id, start from shop
-  union all select user_id, event_time as start from gaps where is_start = 1)
+  select user_id, start, sid from shop
+  union all select user_id, event_time as start, sid from gaps where is_start = 1)
 select 'user' as t, cast(user_id as string) as k, event_date, count(*) as events,
   count_if(event_type = 'purchase') as purchases, coalesce(sum(case when event_type = 'purchase' then price end), 0) as spend,
-  max(event_time) as last_event_time, 0L as views, 0L as carts, 0L as priced_views, cast(0 as double) as view_price_sum, {cat_cols}
+  max(event_time) as last_event_time, 0L as views, 0L as carts, 0L as priced_views, cast(0 as double) as view_price_sum,
+  cast(null as string) as sid, {cat_cols}
 from ev group by user_id, event_date
 union all
-select 'started', cast(user_id as string), cast(start as date), count(*), 0, 0, null, 0L, 0L, 0L, 0D, {zero_cats}
+select 'started', cast(user_id as string), cast(start as date), count(*), 0, 0, null, 0L, 0L, 0L, 0D, null, {zero_cats}
 from starts group by user_id, cast(start as date)
 union all
 select 'product', cast(product_id as string), event_date, 0, count_if(event_type = 'purchase'), 0, null,
-  count_if(event_type = 'view'), count_if(event_type = 'cart'), 0L, 0D, {zero_cats}
+  count_if(event_type = 'view'), count_if(event_type = 'cart'), 0L, 0D, null, {zero_cats}
 from ev group by product_id, event_date
 union all
 select 'category', category_top, event_date, 0, count_if(event_type = 'purchase'), 0, null,
   count_if(event_type = 'view'), 0L, count_if(event_type = 'view' and price > 0),
-  coalesce(sum(case when event_type = 'view' and price > 0 then price end), 0D), {zero_cats}
+  coalesce(sum(case when event_type = 'view' and price > 0 then price end), 0D), null, {zero_cats}
 from ev group by category_top, event_date
+union all
+select 'user_product', concat(cast(user_id as string), '-', cast(product_id as string)), event_date, 0, 0, 0, null,
+  count_if(event_type = 'view'), 0L, 0L, 0D, null, {zero_cats}
+from ev group by user_id, product_id, event_date
+union all
+select 'session_start', cast(user_id as string), cast(start as date), 0, 0, 0, start, 0L, 0L, 0L, 0D, sid, {zero_cats}
+from starts {starts_where}
+union all
+select 'affinity', viewed_category, event_date, 0, 0, 0, null, count_if(array_contains(viewed, viewed_category)), 0L, 0L, 0D, null,
+  {affinity_cols}
+from (
+  select user_id, event_date, collect_set(category_top) as touched,
+    collect_set(case when event_type = 'view' then category_top end) as viewed,
+    collect_set(case when event_type in ('cart', 'purchase') then category_top end) as carted
+  from ev group by user_id, event_date)
+lateral view explode(touched) touched_categories as viewed_category
+group by viewed_category, event_date
 """
 
 
@@ -348,11 +423,34 @@ def history_from_rows(rows: pd.DataFrame) -> PriorHistory:
     p = p[["product_id", "event_date", "views", "carts", "purchases"]]
     c = rows[rows.t == "category"].rename(columns={"k": "category_top"})
     c = c[["category_top", "event_date", "views", "purchases", "priced_views", "view_price_sum"]]
-    return PriorHistory(user.reset_index(drop=True), p.reset_index(drop=True), c.reset_index(drop=True))
+    a = rows[rows.t == "affinity"].rename(columns={"k": "category_top", "views": "viewers"})
+    a = a.rename(columns={f"events_{c}": f"carted_{c}" for c in CATEGORIES})[
+        ["category_top", "event_date", "viewers", *(f"carted_{c}" for c in CATEGORIES)]
+    ]
+    up = rows[rows.t == "user_product"].rename(columns={"k": "user_product"})[["user_product", "event_date", "views"]]
+    st = rows[rows.t == "session_start"]
+    starts = pd.DataFrame({"user_id": st["k"].astype("int64"), "session_id": st["sid"], "session_start": st["last_event_time"]})
+    return PriorHistory(
+        user.reset_index(drop=True),
+        p.reset_index(drop=True),
+        c.reset_index(drop=True),
+        up.reset_index(drop=True),
+        starts.reset_index(drop=True),
+        a.reset_index(drop=True),
+    )
 
 
-def build_history(spark, bronze_path: Path, before: date | None = None) -> PriorHistory:
+# Days of session starts the live history keeps (the newest bronze day and the one before):
+# f_user_sessions_earlier_today needs the current day's only, and a scorer keeping every
+# session ever started would grow with the shop's history.
+RECENT_START_DAYS = 2
+
+
+def build_history(spark, bronze_path: Path, before: date | None = None, start_days: int | None = RECENT_START_DAYS) -> PriorHistory:
     """Daily history totals from the bronze Delta table (by path), days before ``before`` only.
+
+    Session starts (for the count of the user's sessions earlier the same day) are kept
+    for the newest ``start_days`` days of bronze; None keeps them all.
 
     Reads bronze rather than the dbt intermediate relations because those are views
     in the Derby catalog, which the long-running scorer must not hold.
@@ -364,8 +462,19 @@ def build_history(spark, bronze_path: Path, before: date | None = None) -> Prior
     where = f"where event_date < date'{before.isoformat()}'" if before else ""
     cat_cols = ", ".join(f"count_if(category_top = '{c}') as events_{c}" for c in CATEGORIES)
     zero_cats = ", ".join("0L" for _ in CATEGORIES)
+    # the affinity rows carry carted_<category> in the events_<category> columns
+    affinity_cols = ", ".join(f"count_if(array_contains(viewed, viewed_category) and array_contains(carted, '{c}'))" for c in CATEGORIES)
+    starts_where = (
+        "" if start_days is None else f"where cast(start as date) > (select date_sub(max(event_date), {int(start_days)}) from ev)"
+    )
     sql = _HISTORY_SQL.format(
-        bronze=bronze_path, where=where, timeout=int(SESSION_TIMEOUT.total_seconds()), cat_cols=cat_cols, zero_cats=zero_cats
+        bronze=bronze_path,
+        where=where,
+        timeout=int(SESSION_TIMEOUT.total_seconds()),
+        cat_cols=cat_cols,
+        zero_cats=zero_cats,
+        starts_where=starts_where,
+        affinity_cols=affinity_cols,
     )
     return history_from_rows(spark.sql(sql).toPandas())
 

@@ -68,3 +68,11 @@ accumulated as (
 )
 
 {% endmacro %}
+
+{#-
+    The one-column key of int_user_products_days_accumulated: '<user_id>-<product_id>'.
+    streaming.session_features.user_product_key builds the same string.
+-#}
+{% macro user_product_key(user_id, product_id) -%}
+    concat(cast({{ user_id }} as string), '-', cast({{ product_id }} as string))
+{%- endmacro %}

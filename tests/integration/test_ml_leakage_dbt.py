@@ -1,10 +1,11 @@
 """Leakage guard on the dbt feature SQL: events after a prediction point cannot change its features.
 
-Bronze rows are written, ``dbt run --select +fct_purchase_intent_features`` builds the
-mart in-process (reusing the test Spark session), then every event after a cut-off
-time is removed or rewritten (more purchases, other prices) and the mart is rebuilt.
-Features of every prediction point at or before the cut-off must be identical, while
-some labels must change (so the rewrite did reach the future the labels look at). No
+Bronze rows are written, ``dbt run --select +fct_category_features`` builds both feature
+marts in-process (reusing the test Spark session), then every event after a cut-off
+time is removed or rewritten (more purchases, other prices) and the marts are rebuilt.
+Features of every prediction point at or before the cut-off must be identical in both
+marts (history, affinity and price features included), while some labels and category
+targets must change (so the rewrite did reach the future the labels look at). No
 point may have a purchase among its first k events: the label would then be about
 a session that has already bought. Finally the pipeline trains on the real mart read
 from the Spark catalog.
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 
 from ml import train as train_mod
-from ml.feature_contract import PURCHASE_LABEL, PURCHASE_TABLE, feature_columns, read_mart
+from ml.feature_contract import PURCHASE_LABEL, PURCHASE_TABLE, feature_columns, read_mart, target_columns
 from ml.models import ModelConfig
 from streaming.session_features import first_purchase, normalise, split_sessions
 
@@ -28,14 +29,16 @@ pytestmark = pytest.mark.integration
 MART = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "fct_purchase_intent_features.sql"
 
 
-def _build(spark, events: pd.DataFrame) -> pd.DataFrame:
+def _build(spark, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both feature marts (purchase, category) built from ``events`` alone."""
     from tests.integration.dbt_support import dbt, ensure_quarantine, write_bronze
 
     write_bronze(spark, events, mode="overwrite")
     ensure_quarantine(spark)
     dbt("seed")  # the mart's category list comes from a seed, which `dbt run` does not load
-    dbt("run", "--select", "+fct_purchase_intent_features", "--full-refresh")
-    return read_mart("purchase", spark=spark)
+    # the category mart reads the purchase mart's columns, so this builds both
+    dbt("run", "--select", "+fct_category_features", "--full-refresh")
+    return read_mart("purchase", spark=spark), read_mart("category", spark=spark)
 
 
 @pytest.mark.skipif(not MART.exists(), reason="the dbt mart fct_purchase_intent_features is not built in this checkout yet")
@@ -53,18 +56,22 @@ def test_features_at_a_point_ignore_later_events_and_the_mart_trains(spark, mlfl
     rewrite = changed["event_time"] > cutoff
     changed.loc[rewrite, "event_type"] = "purchase"
     changed.loc[rewrite, "price"] = changed.loc[rewrite, "price"] * 3 + 1
-    after = _build(spark, changed)
+    after, after_category = _build(spark, changed)
     # built last, so that training reads it: after the rewrite, sessions past the cut-off
     # buy at their first event and have no point, too few for the test window
-    before = _build(spark, events)
+    before, before_category = _build(spark, events)
 
     keys = ["session_id", "prediction_point"]
-    features = feature_columns(list(before.columns))
-    early = before[before["prediction_time"] <= cutoff].set_index(keys).sort_index()
-    same = after.set_index(keys).reindex(early.index)
-    assert len(early) > 20 and not same[features].isna().any().any(), "points before the cut-off must all still exist"
-    pd.testing.assert_frame_equal(early[features], same[features], check_exact=False, rtol=1e-9)
-    assert (early[PURCHASE_LABEL] != same[PURCHASE_LABEL]).any(), "the rewrite should have changed some future labels"
+    for old, new, labels in (
+        (before, after, [PURCHASE_LABEL]),
+        (before_category, after_category, target_columns(list(before_category.columns))),
+    ):
+        features = feature_columns(list(old.columns))
+        early = old[old["prediction_time"] <= cutoff].set_index(keys).sort_index()
+        same = new.set_index(keys).reindex(early.index)
+        assert len(early) > 20 and not same[features].isna().any().any(), "points before the cut-off must all still exist"
+        pd.testing.assert_frame_equal(early[features], same[features], check_exact=False, rtol=1e-9)
+        assert (early[labels] != same[labels]).any().any(), "the rewrite should have changed some future labels"
     for mart, source in ((before, events), (after, changed)):
         _assert_points_precede_the_first_purchase(mart, source)
 

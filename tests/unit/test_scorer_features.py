@@ -252,3 +252,32 @@ def test_filters_hold_only_typed_values() -> None:
     flt = session_filter(512, datetime(2019, 11, 1), None)
     assert flt == {"user_id": 512, "last_event_time": {"$gte": datetime(2019, 11, 1)}}
     assert type(flt["user_id"]) is int
+
+
+def test_user_product_views_and_sessions_earlier_today() -> None:
+    """The user's views of the point's product on earlier days, and the user's sessions started earlier that day
+    (bronze's starts and those the scorer met live; another day's or another user's do not count)."""
+    user_product = pd.DataFrame(
+        {
+            "user_product": ["7-1", "7-1", "7-2", "8-1"],
+            "event_date": pd.to_datetime(["2019-11-01", "2019-11-03", "2019-11-01", "2019-11-01"]),
+            "views": [2, 5, 9, 4],
+        }
+    )
+    starts = pd.DataFrame(
+        {
+            "user_id": [7, 7, 8],
+            "session_id": ["a-morning", "b-yesterday", "c-other-user"],
+            "session_start": pd.to_datetime(["2019-11-03 08:00", "2019-11-02 09:00", "2019-11-03 07:00"]),
+        }
+    )
+    h = PriorHistory(user_product=user_product, starts=starts)
+    noon = features_for_events([ev("2019-11-03 12:00:00", "view", product=1, session="m-noon")], h).iloc[0]
+    assert noon.f_user_prior_product_views == 2  # the 3rd's own views are not earlier
+    assert noon.f_user_sessions_earlier_today == 1  # a-morning
+    # a later session of the day sees the noon one, which only the scorer knew (not in bronze's starts)
+    late = features_for_events([ev("2019-11-03 18:00:00", "view", product=2, session="z-evening")], h).iloc[0]
+    assert late.f_user_sessions_earlier_today == 2 and late.f_user_prior_product_views == 9
+    # the same start time: the smaller session id counts first
+    tie = features_for_events([ev("2019-11-03 12:00:00", "view", session="a-tie")], h).iloc[0]
+    assert tie.f_user_sessions_earlier_today == 1

@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from ml.baselines import LIVE_BASELINE_VERSION
+from ml.feature_contract import CATEGORIES
 from streaming.scorer import ChampionModels, LoadedModel
 
 
@@ -90,12 +92,29 @@ def test_a_champion_whose_output_cannot_be_read_gives_way_like_one_that_raises(o
     assert why in models.status()["problems"]["purchase"]
 
 
-def test_a_category_champion_without_probabilities_leaves_its_columns_null() -> None:
+def test_a_category_champion_without_probabilities_gives_way_to_the_labelled_baseline() -> None:
     models = ChampionModels("unused", 30)
     models.models["category"] = LoadedModel("3", _WrongShape(pd.DataFrame({"top_1": ["a"]})))
     out = models.score(pd.DataFrame({"f_a": [1.0]}))
-    assert out["category_probabilities"].isna().all() and out["top_1"].isna().all()
+    assert out["category_model_version"].tolist() == [LIVE_BASELINE_VERSION] and out["top_1"].notna().all()
     assert "no p_<category> column" in models.status()["problems"]["category"]
+
+
+def test_without_a_category_champion_the_scorer_serves_the_last_viewed_baseline_labelled() -> None:
+    """No model beat the baselines: the documents get the baseline's top 3, never a category the session has touched."""
+    models = ChampionModels("unused", 30)
+    features = pd.DataFrame(
+        {
+            **{f"f_so_far_{c}": [0.0] for c in CATEGORIES},
+            **{f"f_prior_share_{c}": [0.0] for c in CATEGORIES},
+        }
+    )
+    features["f_so_far_electronics"], features["f_so_far_apparel"] = 3.0, 1.0
+    features["f_prior_share_kids"], features["f_prior_share_electronics"], features["f_prior_share_sport"] = 0.5, 0.3, 0.2
+    out = models.score(features).iloc[0]
+    assert out["category_model_version"] == LIVE_BASELINE_VERSION and out["purchase_probability"] is None
+    assert [out["top_1"], out["top_2"]] == ["kids", "sport"]  # the user's earlier categories not touched yet
+    assert out["top_3"] not in ("electronics", "apparel", "unknown")
 
 
 def test_a_registry_that_cannot_be_opened_keeps_the_loaded_models() -> None:

@@ -1,11 +1,22 @@
 -- depends_on: {{ ref('top_level_categories') }}
--- Category-interest training rows: the same (session, prediction point) rows as
+-- Category recommendation training rows: the same (session, prediction point) rows as
 -- fct_purchase_intent_features (k = 1..var intent_prediction_points while the session
 -- has not purchased among events 1..k: the rule of macros/session_events.sql).
--- Features: the user's share of events per top-level category on days before the
--- session, and the session's events per category up to the point. Targets
--- y_<category>: the session has an event in that category strictly after the point
--- (multi-label; one column per row of the top_level_categories seed).
+--
+-- Target y_<category> (one column per row of the top_level_categories seed): the
+-- session goes on to a category it has NOT touched up to the point: it has an event in
+-- that category after event k and none among events 1..k ("what else", the slot of a
+-- cross-sell widget). Chosen over "has any event in it after the point" (the former
+-- target), which mostly repeats the category being viewed, so that "what they viewed
+-- last" answered it as well as any model, and over "carts or buys in it after the
+-- point", which on the generated data is even more the viewed category (last viewed:
+-- Recall@3 0.977). ml/README.md has the targets measured and their figures.
+--
+-- Features: the session's events per category up to the point; the user's share of
+-- events per category on days before the session; what people who view the k-th
+-- event's category go on to cart (f_affinity_<category>, from complete earlier days,
+-- int_category_affinity_days_accumulated); and, one definition each, the point's price
+-- level, time, and the user's purchases and sessions from fct_purchase_intent_features.
 --
 -- Partitioned by event_date: the merge rewrites only files of the days whose sessions
 -- changed (rows of a session are dated by their prediction point).
@@ -40,6 +51,25 @@ user_days as (
 
 ),
 
+affinity_days as (
+
+    select * from {{ ref('int_category_affinity_days_accumulated') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
+
+),
+
+-- the same points of the same sessions, just merged by this run (it runs first)
+intent as (
+
+    select * from {{ ref('fct_purchase_intent_features') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}
+    {% endif %}
+
+),
+
 running as (
 
     select
@@ -50,7 +80,8 @@ running as (
         event_seq,
         is_prediction_point,
         event_time,
-        event_date
+        event_date,
+        category_top
         {%- for category in categories %},
         sum(cast(category_top = '{{ category }}' as int)) over so_far as so_far_{{ category }},
         sum(cast(category_top = '{{ category }}' as int)) over whole_session as session_{{ category }}
@@ -78,7 +109,15 @@ final as (
         points.event_time as prediction_time,
         points.event_date,
         cast(points.event_seq as bigint) as f_n_events,
-        cast(coalesce(user_days.prior_events, 0) as bigint) as f_user_prior_events
+        cast(coalesce(user_days.prior_events, 0) as bigint) as f_user_prior_events,
+        intent.f_user_prior_sessions,
+        intent.f_user_prior_purchases,
+        intent.f_user_sessions_earlier_today,
+        intent.f_n_carts,
+        intent.f_last_price,
+        intent.f_price_vs_category,
+        intent.f_hour_of_day,
+        intent.f_day_of_week
         {%- for category in categories %},
         cast(coalesce(user_days.prior_events_{{ category }} / nullif(user_days.prior_events, 0), 0) as double)
             as f_prior_share_{{ category }}
@@ -87,11 +126,20 @@ final as (
         cast(points.so_far_{{ category }} as bigint) as f_so_far_{{ category }}
         {%- endfor %}
         {%- for category in categories %},
-        cast(points.session_{{ category }} > points.so_far_{{ category }} as int) as y_{{ category }}
+        cast(coalesce(affinity_days.prior_carted_{{ category }} / nullif(affinity_days.prior_viewers, 0), 0) as double)
+            as f_affinity_{{ category }}
+        {%- endfor %}
+        {%- for category in categories %},
+        -- "what else": a category the session reaches after the point without having touched it up to the point
+        cast(points.so_far_{{ category }} = 0 and points.session_{{ category }} > 0 as int) as y_{{ category }}
         {%- endfor %}
     from points
+    inner join intent
+        on points.session_id = intent.session_id and points.event_seq = intent.prediction_point
     left join user_days
         on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
+    left join affinity_days
+        on points.category_top = affinity_days.category_top and points.event_date = affinity_days.event_date
 
 )
 

@@ -4,8 +4,9 @@
 -- while the session has not purchased among events 1..k (the rule of
 -- macros/session_events.sql: a point at or after the first purchase does not exist).
 -- In-session features use events 1..k only; user history uses days before the session's
--- start day; product/category popularity and prices use days before the day of the k-th
--- event. Label: the session purchases later (after event k; as no point has a purchase
+-- start day, except the count of the user's sessions started earlier the same day;
+-- product/category popularity and prices, and the user's views of the k-th event's
+-- product, use days before the day of the k-th event. Label: the session purchases later (after event k; as no point has a purchase
 -- yet, that is: the session has a purchase).
 --
 -- Partitioned by event_date: the merge rewrites only files of the days whose sessions
@@ -46,6 +47,28 @@ product_days as (
     select * from {{ ref('int_products_days_accumulated') }}
     {% if is_incremental() %}
     where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
+
+),
+
+user_product_days as (
+
+    select * from {{ ref('int_user_products_days_accumulated') }}
+    {% if is_incremental() %}
+    where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
+    {% endif %}
+
+),
+
+-- Every session's user and start, to count the user's sessions that started earlier on
+-- the same day. Incremental runs recompute every session with an event from the
+-- window's first day on (macros/session_events.sql), and a session of the same user and
+-- start day starts on a day from window.read_start on, so this reads no further back.
+day_sessions as (
+
+    select session_id, user_id, session_start, session_date from {{ ref('fct_sessions') }}
+    {% if is_incremental() %}
+    where session_date >= {{ window.read_start }}
     {% endif %}
 
 ),
@@ -102,6 +125,25 @@ points as (
 
 ),
 
+-- The user's sessions that started earlier on this session's start day (ties in start
+-- time broken by session id): known live, where the days-before history is not.
+earlier_today as (
+
+    select
+        point_sessions.session_id,
+        count(day_sessions.session_id) as sessions_earlier_today
+    from (select distinct session_id, session_user_id, session_start, session_date from points) as point_sessions
+    left join day_sessions
+        on point_sessions.session_user_id = day_sessions.user_id
+        and point_sessions.session_date = day_sessions.session_date
+        and (
+            day_sessions.session_start < point_sessions.session_start
+            or (day_sessions.session_start = point_sessions.session_start and day_sessions.session_id < point_sessions.session_id)
+        )
+    group by point_sessions.session_id
+
+),
+
 with_history as (
 
     select
@@ -119,6 +161,8 @@ with_history as (
             {%- endfor %}
             else 0
         end as user_prior_category_events,
+        user_product_days.prior_views as user_prior_product_views,
+        earlier_today.sessions_earlier_today,
         product_days.prior_views as product_prior_views,
         product_days.prior_carts as product_prior_carts,
         product_days.prior_purchases as product_prior_purchases,
@@ -129,6 +173,10 @@ with_history as (
     from points
     left join user_days
         on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
+    left join user_product_days
+        on {{ user_product_key('points.session_user_id', 'points.product_id') }} = user_product_days.user_product
+        and points.event_date = user_product_days.event_date
+    left join earlier_today on points.session_id = earlier_today.session_id
     left join product_days
         on points.product_id = product_days.product_id and points.event_date = product_days.event_date
     left join category_days
@@ -173,6 +221,8 @@ final as (
         ) as f_user_days_since_last_session,
         cast(coalesce(user_prior_category_events, 0) as bigint) as f_user_prior_category_events,
         cast(coalesce(user_prior_category_events / nullif(user_prior_events, 0), 0) as double) as f_user_prior_category_share,
+        cast(coalesce(user_prior_product_views, 0) as bigint) as f_user_prior_product_views,
+        cast(coalesce(sessions_earlier_today, 0) as bigint) as f_user_sessions_earlier_today,
         cast(coalesce(product_prior_views, 0) as bigint) as f_product_prior_views,
         cast(coalesce(product_prior_purchases / nullif(product_prior_views, 0), 0) as double) as f_product_prior_conversion,
         cast(coalesce(product_prior_carts / nullif(product_prior_views, 0), 0) as double) as f_product_prior_cart_rate,
