@@ -33,6 +33,8 @@ INCREMENTAL_MODELS = {
     "int_users_days_accumulated": ["user_id", "event_date"],
     "int_products_days_accumulated": ["product_id", "event_date"],
     "int_categories_days_accumulated": ["category_top", "event_date"],
+    "int_user_products_days_accumulated": ["user_product", "event_date"],
+    "int_category_affinity_days_accumulated": ["category_top", "event_date"],
     "int_product_funnel_days": ["product_id", "session_date"],
     "fct_sessions": ["session_id"],
     "fct_funnel_daily": ["session_date"],
