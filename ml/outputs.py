@@ -3,7 +3,9 @@
 * ``predictions.csv``: purchase probability per test-window prediction point, with the
   model name and version that produced it (so a figure can say which model it shows).
 * ``category/session_top3.csv`` and ``category/user_top3.csv``: the three most likely
-  next categories with probabilities, at each session's / user's latest point.
+  next categories with probabilities, at each session's / user's latest point; when no
+  category model holds the champion alias, those of the last-viewed baseline the scorer
+  serves (``model_name`` baseline, ``model_version`` last_viewed).
 * ``runs/<task>-<run>/``: the metrics summary (markdown table, CSV, plots) of one run.
 """
 

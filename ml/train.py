@@ -206,7 +206,7 @@ class _Task:
             plots.calibration(y, scores, out, prefix)
             plots.confusion(y, (scores >= threshold).astype(int), out, prefix)
             return
-        plots.calibration(y.ravel(), scores.ravel(), out, prefix)
+        plots.calibration(y.ravel(), np.clip(scores, 0.0, 1.0).ravel(), out, prefix)  # masked (touched) categories: 0
         aucs = metrics.per_category_auc(y, scores)
         names = [category_of_target(t) for t in self.targets]
         plots.bars(
@@ -420,7 +420,11 @@ def train(
         )
         mlflow.set_tags({"registered_model": name, "registered_version": reg.version, "champion_decision": reg.reason})
 
-        files = outputs.write_predictions(task, split.test, test_scores, threshold, t.targets, name, reg.version, Path(output_dir))
+        # output/category/ shows what the scorer serves: with no category champion at all, the baseline, labelled
+        served = (test_scores, name, reg.version)
+        if task == "category" and not reg.is_champion and reg.previous_champion is None:
+            served = (base_test["last_viewed"], "baseline", LIVE_BASELINE_VERSION.split(":", 1)[1])
+        files = outputs.write_predictions(task, split.test, served[0], threshold, t.targets, served[1], served[2], Path(output_dir))
         files += outputs.write_summary(
             summary_dir,
             task,

@@ -164,3 +164,20 @@ def test_cli_help_and_clear_error_on_an_empty_mart(tmp_path: Path, purchase_fram
     assert result.exit_code == 2
     assert "is empty" in result.output and "dbt run --select +fct_purchase_intent_features" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_category_model_that_only_ties_is_refused_and_the_outputs_show_the_baseline(store) -> None:
+    """Targets of categories not touched yet (the mart's rule), shuffled across rows: no model beats the
+    baselines by the margin, nothing becomes champion, and output/category/ holds the served baseline's top 3."""
+    frame = synthetic.category_frame(8_000, seed=6)
+    targets = [c for c in frame.columns if c.startswith("y_")]
+    rng = np.random.default_rng(1)
+    frame[targets] = frame[targets].to_numpy()[rng.permutation(len(frame))]
+    counts = ["f_session_cnt_" + c[len("y_") :] for c in targets]
+    frame[targets] = np.where(frame[counts].to_numpy() > 0, 0, frame[targets].to_numpy())  # never a touched one
+    result = _run(store, "category", frame, name="cat-ties", grid=[ModelConfig("logreg", {"C": 1.0})])
+    assert not result.registration.is_champion and result.registration.previous_champion is None
+    assert "does not beat the best baseline" in result.registration.reason
+    assert {"ndcg_at_3", "coverage_at_3"} <= set(result.test_metrics)
+    top = pd.read_csv(next(f for f in result.output_files if f.name == "session_top3.csv"))
+    assert set(top["model_name"]) == {"baseline"} and set(top["model_version"]) == {"last_viewed"}
