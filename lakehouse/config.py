@@ -55,6 +55,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAFKA_PARTITIONS", "2", "Partitions of the events topic when the producer creates it.", int),
     Setting("KAFKA_HEAP", "512m", "Heap of the embedded Kafka broker JVM."),
     Setting(
+        "KAFKA_RETENTION_HOURS",
+        "168",
+        "Retention of the events topic when the producer creates it; an erased user's records leave Kafka after it. -1 keeps them forever.",
+        float,
+    ),
+    Setting(
         "MONGO_URI", "", "An existing MongoDB 6+ (or wire-compatible) server; empty means embedded FerretDB on 127.0.0.1:`MONGO_PORT`."
     ),
     Setting("MONGO_PORT", "27018", "Port of the embedded FerretDB.", int),
@@ -98,7 +104,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("PREDICTION_HISTORY_CAP", "20", "Predictions kept in each MongoDB session document's history.", int),
-    Setting("ERASURE_VACUUM_RETAIN_HOURS", "0", "VACUUM retention after a user deletion; 0 removes the erased rows' files now.", int),
+    Setting(
+        "ERASURE_VACUUM_RETAIN_HOURS",
+        "1",
+        "VACUUM retention of erasure: longer than any commit of a running stream takes; the erased rows' old files go at the first VACUUM after it.",
+        float,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -24,6 +24,7 @@ from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming import supervisor
 from streaming.bronze import BronzePaths, ensure_tables, require_checkpoint_covers, write_validated
+from streaming.erasure import erased_users, skipping_erased
 from streaming.producer import CSV_LINE_FORMAT, FORMAT_HEADER, SOURCE_FILE_HEADER, SOURCE_LINE_HEADER, ensure_topic
 from streaming.validate import validate_kafka
 
@@ -76,11 +77,16 @@ def with_coordinates(raw: DataFrame) -> DataFrame:
     )
 
 
-def batch_writer(paths: BronzePaths, app_id: str):
-    """The foreachBatch function: validate, then write bronze and quarantine idempotently."""
+def batch_writer(paths: BronzePaths, app_id: str, cfg: config.Config):
+    """The foreachBatch function: validate, then write bronze and quarantine idempotently.
+
+    The erasure register is read at every batch (a small Delta table): a user erased
+    while the stream runs must not come back from the next replayed record.
+    """
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        result = write_validated(batch, validate_kafka, paths, app_id, batch_id)
+        validate = skipping_erased(validate_kafka, erased_users(cfg))
+        result = write_validated(batch, validate, paths, app_id, batch_id)
         log.info("batch %d: %d to bronze, %d to quarantine", batch_id, result.bronze, result.quarantine)
 
     return write
@@ -111,7 +117,7 @@ def start(
     # A stable id (not the query's run id) so a restart from the checkpoint replays into the same transactions.
     app_id = f"ingest:{topic}"
     require_checkpoint_covers([paths.events, paths.quarantine], app_id, checkpoint_dir(cfg, topic))
-    writer = source.writeStream.foreachBatch(batch_writer(paths, app_id)).option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
+    writer = source.writeStream.foreachBatch(batch_writer(paths, app_id, cfg)).option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:

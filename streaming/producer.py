@@ -21,6 +21,7 @@ import json
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,42 @@ def ensure_topic(topic: str, partitions: int | None = None, bootstrap: str | Non
             return False
         n = int(partitions or cfg["KAFKA_PARTITIONS"])  # type: ignore[arg-type]
         try:
-            admin.create_topics([NewTopic(name=topic, num_partitions=n, replication_factor=1)])
+            admin.create_topics([NewTopic(name=topic, num_partitions=n, replication_factor=1, topic_configs=topic_configs(cfg))])
         except TopicAlreadyExistsError:
             return False
         return True
     finally:
         admin.close()
+
+
+def topic_configs(cfg: config.Config) -> dict[str, str]:
+    """Topic settings: a finite retention, so that an erased user's records leave Kafka.
+
+    Kafka deletes whole log segments, so a segment is rolled at least daily (or at the
+    retention, if shorter): a record then leaves within retention plus a day at most.
+    """
+    hours = float(cfg["KAFKA_RETENTION_HOURS"])  # type: ignore[arg-type]
+    if hours < 0:
+        return {"retention.ms": "-1"}
+    ms = int(hours * 3_600_000)
+    return {"retention.ms": str(ms), "segment.ms": str(min(ms, 86_400_000))}
+
+
+def topic_retention(topic: str, bootstrap: str) -> timedelta | None:
+    """The topic's time retention plus one segment roll (how long a record may stay); None if unlimited."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="erasure-admin")
+    try:
+        # "all": a topic without its own retention inherits the broker's, which only this filter shows
+        result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+    finally:
+        admin.close()
+    entries = next(iter(result.values()), {}).get(topic)
+    if not entries:
+        raise LookupError(f"topic {topic!r} not found on {bootstrap}")
+    retention, segment = (int(entries[k]["value"]) for k in ("retention.ms", "segment.ms"))
+    return None if retention < 0 else timedelta(milliseconds=retention + segment)
 
 
 def _nullable(values: pd.Series) -> list[Any]:

@@ -193,50 +193,76 @@ def history(
     Console().print(table)
 
 
-def delete_user_data(spark, cfg: config.Config, user_id: int, retain_hours: int) -> dict[str, int]:
-    """Erase one user: MongoDB documents, Delta predictions and bronze rows (DELETE, then VACUUM)."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
+def _receipt_table(title: str, receipts) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
-    from lakehouse.spark import read_delta
-    from streaming.predictions import predictions_path
-
-    user_id = int(user_id)
-    removed = {"mongo_sessions": _collection(cfg).delete_many({"user_id": user_id}).deleted_count}
-    for name, path in (("delta_predictions", predictions_path(cfg)), ("bronze_events", cfg.table_path("bronze", "events"))):
-        rows = read_delta(spark, path)
-        if rows is None:
-            removed[name] = 0
-            continue
-        removed[name] = rows.filter(F.col("user_id") == F.lit(user_id)).count()
-        if removed[name]:
-            DeltaTable.forPath(spark, str(path)).delete(F.col("user_id") == F.lit(user_id))
-        # VACUUM: the deleted rows still live in older data files until these are removed.
-        spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retain_hours)} HOURS")
-    return removed
+    table = Table(title=title)
+    for col, justify in (("store", "left"), ("found", "right"), ("removed", "right"), ("what remains", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in receipts:
+        table.add_row(r.store, f"{r.found:,}", f"{r.removed:,}", r.remains)
+    Console().print(table)
 
 
 @app.command("delete-user")
 def delete_user(
     user: str = typer.Argument(..., help="User id (integer) to erase."),
-    retain_hours: int = typer.Option(None, help="VACUUM retention in hours (default: ERASURE_VACUUM_RETAIN_HOURS)."),
+    retain_hours: float = typer.Option(
+        None, help="VACUUM retention in hours (default: ERASURE_VACUUM_RETAIN_HOURS); 0 only when no stream is running."
+    ),
+    output_dir: Path = typer.Option(config.REPO_ROOT / "output", help="Folder of the CSV outputs to clean."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
-    """Erase a user: session documents, prediction rows and bronze events (DELETE then VACUUM)."""
+    """Erase a user from every store (sessions, predictions, bronze, quarantine, marts, outputs, MLflow), with a receipt.
+
+    The user joins the erasure register first: the ingest and the scorer then keep
+    replayed records of the user out. Safe while the streams run.
+    """
     try:
         uid = parse_user_id(user)
     except InputError as exc:
         _fail(exc)
     if not yes:
-        typer.confirm(f"Erase every session, prediction and bronze event of user {uid}?", abort=True)
+        typer.confirm(f"Erase every record of user {uid} from every store?", abort=True)
     from lakehouse.spark import get_spark
+    from streaming.erasure import erase_user
 
     cfg = config.load()
-    hours = int(cfg["ERASURE_VACUUM_RETAIN_HOURS"] if retain_hours is None else retain_hours)
-    removed = delete_user_data(get_spark("session-admin", catalog=False, cfg=cfg), cfg, uid, hours)
-    for k, v in removed.items():
-        typer.echo(f"{k}: {v} removed")
-    typer.echo(f"VACUUM retention: {hours} h. Rebuild the marts without the user: `dbt run --full-refresh`.")
+    hours = float(cfg["ERASURE_VACUUM_RETAIN_HOURS"] if retain_hours is None else retain_hours)  # type: ignore[arg-type]
+    spark = get_spark("session-admin", catalog=False, cfg=cfg)
+    receipts = erase_user(spark, cfg, uid, retain_hours=hours, output_dir=output_dir)
+    _receipt_table(f"erasure of user {uid}", receipts)
+
+
+@app.command()
+def vacuum(
+    retain_hours: float = typer.Option(None, help="Retention in hours (default: ERASURE_VACUUM_RETAIN_HOURS)."),
+) -> None:
+    """VACUUM every lakehouse Delta table: removes the old files of erased rows once their retention has passed."""
+    from lakehouse.spark import get_spark
+    from streaming.erasure import vacuum as vacuum_tables
+
+    cfg = config.load()
+    hours = float(cfg["ERASURE_VACUUM_RETAIN_HOURS"] if retain_hours is None else retain_hours)  # type: ignore[arg-type]
+    done = vacuum_tables(get_spark("session-admin", catalog=False, cfg=cfg), cfg, hours)
+    typer.echo(f"vacuumed {len(done)} Delta table(s), keeping files removed in the last {hours:g} h")
+
+
+@app.command()
+def erasures() -> None:
+    """List erased users, when, and when VACUUM may remove their rows' old files."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streaming.erasure import erasures as erasure_rows
+
+    table = Table(title="erasure register")
+    for col in ("user", "erased at (UTC)", "old files removable after (UTC)"):
+        table.add_column(col)
+    for r in erasure_rows(config.load()):
+        table.add_row(str(r["user_id"]), f"{r['erased_at']:%Y-%m-%d %H:%M:%S}", f"{r['vacuum_due_at']:%Y-%m-%d %H:%M:%S}")
+    Console().print(table)
 
 
 _EVENT_FIELDS = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session"]

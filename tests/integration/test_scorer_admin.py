@@ -3,7 +3,7 @@
 Bronze gets a few days of events; ``reprocess`` scores their sessions with a chosen
 model version (writing prediction rows and documents), a second run leaves the same
 state; export streams them as JSON Lines and CSV; deleting a user removes their
-documents, prediction rows and bronze rows (and VACUUM removes the old files); bad
+documents, prediction rows and bronze rows (tests/integration/test_erasure.py searches every store); bad
 user ids are refused with a clear message and never reach a query.
 """
 
@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streaming import session_admin
+from streaming.erasure import erase_user
 from streaming.predictions import predictions_path
 from streaming.session_store import COLLECTION, connect
 from tests.integration.dbt_support import synthetic_events, write_bronze
@@ -56,18 +57,13 @@ def test_reprocess_export_delete_round_trip(spark, cfg, mongo, mlflow_uri, tmp_p
     assert len(rows) == n_user >= 1 and {r["user_id"] for r in rows} == {str(victim)}
     assert len(session_admin.user_history(coll, victim)) == n_user
 
-    removed = session_admin.delete_user_data(spark, cfg, victim, retain_hours=0)
-    assert removed["mongo_sessions"] == n_user
-    assert removed["delta_predictions"] == (preds.user_id == victim).sum()
-    assert removed["bronze_events"] == (events.user_id == victim).sum()
+    receipts = {r.store: r for r in erase_user(spark, cfg, victim, retain_hours=0, output_dir=tmp_path / "output")}
+    assert receipts["MongoDB sessions"].removed == n_user
+    assert receipts["predictions"].removed == (preds.user_id == victim).sum()
+    assert receipts["bronze events (now quarantine tombstones)"].removed == (events.user_id == victim).sum()
     assert coll.count_documents({"user_id": victim}) == 0
     for p in (path, str(cfg.table_path("bronze", "events"))):
         assert spark.read.format("delta").load(p).filter(f"user_id = {victim}").count() == 0
-    # after VACUUM RETAIN 0 HOURS no data file holds the user any more, even the old versions' files
-    files = spark.read.format("parquet").load(
-        str(cfg.table_path("bronze", "events")) + "/event_date=*/*.parquet"
-    )  # data files only, not _delta_log checkpoints
-    assert files.filter(f"user_id = {victim}").count() == 0
 
     after = session_admin.reprocess_range(spark, cfg, start, end, versions)
     assert after["sessions"] == first["sessions"] - n_user  # the erased user does not come back

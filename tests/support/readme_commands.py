@@ -54,7 +54,9 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python -m streaming.scorer": "runs until Ctrl-C; make run starts it as a process for the live slice",
     ".venv/bin/python -m bench.bench_scorer --rates 500,2000 --seconds 120": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m bench.bench_scorer --rates 2000 --seconds 120 --cold-start": "a benchmark of minutes; its figures are in the README",
-    ".venv/bin/python -m streaming.session_admin delete-user 512": "erasure; test_scorer_admin erases a user and checks every store",
+    ".venv/bin/python -m streaming.session_admin delete-user 512": "erasure; test_erasure erases a user and searches every store",
+    ".venv/bin/python -m streaming.session_admin erasures": "test_erasure runs it after an erasure",
+    ".venv/bin/python -m streaming.session_admin vacuum": "test_erasure runs it after an erasure",
     ".venv/bin/python -m streaming.session_admin reprocess --start 2019-11-01 --end 2019-11-02": "test_scorer_admin runs reprocess",
     ".venv/bin/python -m streaming.session_admin reprocess --from-export sessions.jsonl": "test_scorer_admin runs reprocess from an export",
 }
@@ -69,8 +71,8 @@ PROGRAM_HINTS: dict[str, str | tuple[None, str]] = {
     "make services-start": "make services-start",
     "dbt run": ".venv/bin/dbt run",
     "dbt run --select {spec.dbt_select}": ".venv/bin/dbt run --select +fct_purchase_intent_features",
-    "dbt run --full-refresh": (None, "rebuilds everything; test_dbt_incremental runs the full refresh"),
     "dbt compile": ".venv/bin/dbt compile",
+    "python -m streaming.session_admin vacuum": (None, "the erasure receipt's advice; test_erasure runs it"),
     "dbt {' '.join(args)}": (None, "names the dbt command that just failed in the pipeline, not advice"),
 }
 
