@@ -194,7 +194,9 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
         "scorer_start_s": round((ready - pd.Timestamp(launched, unit="s")).total_seconds(), 1),
         **{f"{window}_{k}": v for window, figures in latency_windows(p, since, 60).items() for k, v in figures.items()},
         "last_third_p95_s": round(float(np.percentile(tail, 95)), 3) if len(tail) else None,
-        "caught_up_within_30s": caught_up,
+        # None: no session began after `since` (a cold start slower than the events made for it), nothing to judge
+        "caught_up_within_30s": caught_up if ends else None,
+        "sessions_waited_for": len(ends),
         "mongo_batches_behind_at_stop": backlog,
         "load_avg_before": load_before,
         "load_avg_after": _load(),
