@@ -92,6 +92,34 @@ def erased_users(cfg: config.Config) -> dict[int, datetime]:
     return out
 
 
+class ErasureWatch:
+    """The register for a stream that asks at every batch: re-read only when a commit changed it."""
+
+    def __init__(self, cfg: config.Config) -> None:
+        self._cfg = cfg
+        self._log = register_path(cfg) / "_delta_log"
+        self._seen: int | None = None
+        self._users: dict[int, datetime] = {}
+
+    def get(self) -> dict[int, datetime]:
+        """Erased user id -> erasure time, as of now."""
+        try:
+            stamp = self._log.stat().st_mtime_ns  # a commit adds a file: the folder's time moves
+        except FileNotFoundError:
+            return {}
+        if stamp != self._seen:
+            self._users, self._seen = erased_users(self._cfg), stamp
+        return self._users
+
+
+def drop_erased(frame, erased: dict[int, datetime]):
+    """Rows of a pandas frame of events (``user_id``, ``event_time``) minus erased users' events older than their erasure."""
+    if not erased or frame.empty:
+        return frame
+    at = frame["user_id"].map(erased)
+    return frame[at.isna() | (frame["event_time"] > at)]
+
+
 def skipping_erased(validate, erased: dict[int, datetime]):
     """A validator that also quarantines records of erased users dated before their erasure.
 

@@ -24,7 +24,7 @@ from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming import supervisor
 from streaming.bronze import BronzePaths, ensure_tables, require_checkpoint_covers, write_validated
-from streaming.erasure import erased_users, skipping_erased
+from streaming.erasure import ErasureWatch, skipping_erased
 from streaming.producer import CSV_LINE_FORMAT, FORMAT_HEADER, SOURCE_FILE_HEADER, SOURCE_LINE_HEADER, ensure_topic
 from streaming.validate import validate_kafka
 
@@ -80,12 +80,14 @@ def with_coordinates(raw: DataFrame) -> DataFrame:
 def batch_writer(paths: BronzePaths, app_id: str, cfg: config.Config):
     """The foreachBatch function: validate, then write bronze and quarantine idempotently.
 
-    The erasure register is read at every batch (a small Delta table): a user erased
-    while the stream runs must not come back from the next replayed record.
+    The erasure register is checked at every batch: a user erased while the stream
+    runs must not come back with the next replayed record.
     """
 
+    erasures = ErasureWatch(cfg)
+
     def write(batch: DataFrame, batch_id: int) -> None:
-        validate = skipping_erased(validate_kafka, erased_users(cfg))
+        validate = skipping_erased(validate_kafka, erasures.get())
         result = write_validated(batch, validate, paths, app_id, batch_id)
         log.info("batch %d: %d to bronze, %d to quarantine", batch_id, result.bronze, result.quarantine)
 
