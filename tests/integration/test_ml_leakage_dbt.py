@@ -56,6 +56,8 @@ def test_features_at_a_point_ignore_later_events_and_the_mart_trains(spark, mlfl
     rewrite = changed["event_time"] > cutoff
     changed.loc[rewrite, "event_type"] = "purchase"
     changed.loc[rewrite, "price"] = changed.loc[rewrite, "price"] * 3 + 1
+    # and into a category no session has touched before (the category target: one not touched yet, reached later)
+    changed.loc[rewrite, "category_code"] = "stationery.cartrige"
     after, after_category = _build(spark, changed)
     # built last, so that training reads it: after the rewrite, sessions past the cut-off
     # buy at their first event and have no point, too few for the test window
