@@ -39,10 +39,13 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import reduce
+from operator import or_
 from pathlib import Path
 
 import pandas as pd
@@ -571,9 +574,8 @@ def warm_up(spark: SparkSession, cfg: config.Config, topic: str, scorer: Scorer)
 
     The history is loaded, one made-up session goes through the features and both
     models (nothing is written), the MongoDB connection and its indexes are opened, and
-    the typed read of the topic runs once on a few records so the JVM has loaded and
-    compiled that path. What fails here is only logged: the
-    stream deals with it as it would have.
+    a throwaway query runs the stream's typed read on a few records (:func:`_read_tail`).
+    What fails here is only logged: the stream deals with it as it would have.
     """
     started = time.monotonic()
     scorer.history.load()
@@ -596,7 +598,14 @@ def warm_up(spark: SparkSession, cfg: config.Config, topic: str, scorer: Scorer)
 
 
 def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partition: int) -> int:
-    """Read the last ``per_partition`` records of each partition through :func:`typed_events` into pandas; returns how many."""
+    """Run a throwaway streaming query over the last ``per_partition`` records of each partition; returns how many it read.
+
+    The same source, :func:`typed_events` and ``toPandas`` inside ``foreachBatch`` as the
+    real query, so what a query's first micro-batch pays once (planning and code
+    generation of that plan, the Kafka consumers, the JVM's callback connection to this
+    process) is paid here, before the real query exists. Its checkpoint is a temporary
+    folder, deleted after.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap)
@@ -605,17 +614,32 @@ def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partitio
         ends, firsts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
     finally:
         consumer.close()
-    ranges = {tp.partition: (max(firsts[tp], ends[tp] - per_partition), ends[tp]) for tp in tps}
+    if not tps:
+        return 0
+    starts = {str(tp.partition): max(firsts[tp], ends[tp] - per_partition) for tp in tps}
     raw = (
-        spark.read.format("kafka")
+        spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
-        .option("assign", json.dumps({topic: sorted(ranges)}))
-        .option("startingOffsets", json.dumps({topic: {str(p): s for p, (s, _) in ranges.items()}}))
-        .option("endingOffsets", json.dumps({topic: {str(p): e for p, (_, e) in ranges.items()}}))
+        .option("subscribe", topic)
+        .option("startingOffsets", json.dumps({topic: starts}))
         .option("failOnDataLoss", "false")
         .load()
     )
-    return len(typed_events(raw).toPandas())
+    # A streaming source has no end offsets: while events flow, what arrives until the query runs is cut off here,
+    # so the warm-up costs the same at any rate.
+    raw = raw.filter(reduce(or_, [(F.col("partition") == tp.partition) & (F.col("offset") < ends[tp]) for tp in tps]))
+    read: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="scorer-warm-up-") as checkpoint:
+        query = (
+            typed_events(raw)
+            .writeStream.foreachBatch(lambda batch, _batch_id: read.append(len(batch.toPandas())))
+            .option("checkpointLocation", checkpoint)
+            .trigger(availableNow=True)
+            .queryName(f"scorer-warm-up-{topic}")
+            .start()
+        )
+        query.awaitTermination()
+    return sum(read)
 
 
 def start(
