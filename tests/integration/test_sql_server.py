@@ -56,7 +56,7 @@ def _beeline_count(cfg: config.Config, table: str) -> int:
     return int([line for line in done.stdout.splitlines() if line.strip().isdigit()][-1])
 
 
-def test_clients_query_the_marts_while_dbt_runs(on_sql_server: config.Config):
+def test_clients_query_the_marts_while_dbt_runs(on_sql_server: config.Config, tmp_path):
     from lakehouse.spark import get_spark
 
     cfg = on_sql_server
@@ -108,6 +108,15 @@ def test_clients_query_the_marts_while_dbt_runs(on_sql_server: config.Config):
     days = [r.session_date for r in spark.sql("select session_date from analytics.fct_funnel_daily").collect()]
     assert max(days) == last_day
     assert _beeline_count(cfg, "analytics.fct_sessions") == spark.table("analytics.fct_sessions").count() > 0
+
+    # The rest of dbt's commands over Thrift (their output kept out of the shared target/ folder).
+    target = ("--target-path", str(tmp_path / "target"))
+    dbt("test", "--select", "fct_funnel_daily", "fct_sessions", "--indirect-selection", "cautious", *target)  # tests of these two only
+    shown = dbt("show", "--inline", "select count(*) as n from {{ ref('fct_sessions') }}", *target)
+    assert shown.result.results[0].agate_table.rows[0][0] == spark.table("analytics.fct_sessions").count()
+    dbt("docs", "generate", *target)
+    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
+    assert "model.clickstream_lakehouse.fct_sessions" in catalog["nodes"]
 
 
 def test_a_table_made_through_thrift_is_seen_through_connect(on_sql_server: config.Config):
