@@ -44,8 +44,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import reduce
-from operator import or_
 from pathlib import Path
 
 import pandas as pd
@@ -597,14 +595,16 @@ def warm_up(spark: SparkSession, cfg: config.Config, topic: str, scorer: Scorer)
     log.info("warm-up: history, models, MongoDB and the Kafka read path (%d records) ready in %.1fs", rows, time.monotonic() - started)
 
 
-def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partition: int) -> int:
-    """Run a throwaway streaming query over the last ``per_partition`` records of each partition; returns how many it read.
+def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partition: int, timeout: float = 120.0) -> int:
+    """Run a throwaway copy of the stream's query over the last ``per_partition`` records of each partition; returns how many it read.
 
     The same source, :func:`typed_events` and ``toPandas`` inside ``foreachBatch`` as the
-    real query, so what a query's first micro-batch pays once (planning and code
-    generation of that plan, the Kafka consumers, the JVM's callback connection to this
-    process) is paid here, before the real query exists. Its checkpoint is a temporary
-    folder, deleted after.
+    real query: Spark keeps the code it generated for a plan and reuses it for the same
+    plan, so what a query's first micro-batch pays once (code generation, the Kafka
+    consumers, the JVM's callback connection to this process) is paid here, before the
+    real query exists. Only the start offsets and the batch size differ (they are not
+    part of the generated code); it is stopped after its first batch, and its
+    checkpoint is a temporary folder, deleted after.
     """
     from kafka import KafkaConsumer, TopicPartition
 
@@ -614,31 +614,38 @@ def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partitio
         ends, firsts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
     finally:
         consumer.close()
-    if not tps:
+    starts = {tp: max(firsts[tp], ends[tp] - per_partition) for tp in tps}
+    if not any(ends[tp] > starts[tp] for tp in tps):  # nothing to read: no batch would run
         return 0
-    starts = {str(tp.partition): max(firsts[tp], ends[tp] - per_partition) for tp in tps}
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
         .option("subscribe", topic)
-        .option("startingOffsets", json.dumps({topic: starts}))
+        .option("startingOffsets", json.dumps({topic: {str(tp.partition): s for tp, s in starts.items()}}))
+        .option("maxOffsetsPerTrigger", per_partition * len(tps))
         .option("failOnDataLoss", "false")
         .load()
     )
-    # A streaming source has no end offsets: while events flow, what arrives until the query runs is cut off here,
-    # so the warm-up costs the same at any rate.
-    raw = raw.filter(reduce(or_, [(F.col("partition") == tp.partition) & (F.col("offset") < ends[tp]) for tp in tps]))
     read: list[int] = []
+    first_batch = threading.Event()
+
+    def handle(batch: DataFrame, _batch_id: int) -> None:
+        read.append(len(batch.toPandas()))
+        first_batch.set()
+
     with tempfile.TemporaryDirectory(prefix="scorer-warm-up-") as checkpoint:
         query = (
             typed_events(raw)
-            .writeStream.foreachBatch(lambda batch, _batch_id: read.append(len(batch.toPandas())))
+            .writeStream.foreachBatch(handle)
             .option("checkpointLocation", checkpoint)
-            .trigger(availableNow=True)
+            .trigger(processingTime="0 seconds")
             .queryName(f"scorer-warm-up-{topic}")
             .start()
         )
-        query.awaitTermination()
+        deadline = time.monotonic() + timeout
+        while not first_batch.wait(0.5) and query.isActive and time.monotonic() < deadline:
+            pass
+        query.stop()
     return sum(read)
 
 
