@@ -59,8 +59,9 @@ def parse_json_payload(df: DataFrame, value_col: str = "value") -> DataFrame:
     value = F.col(value_col)
     out = df.select("*", _text(value), _byte_size(value))
     out = out.select("*", _json_text(F.col("payload")).alias(_JSON))
-    out = out.select("*", _from_json(F.col(_JSON)).alias("f"), _json_keys(F.col(_JSON)))
-    return out.withColumn("pre_reason", _json_pre_reason()).drop(_JSON, _KEYS)
+    out = out.select("*", _from_json(F.col(_JSON)).alias("f"), _json_keys(F.col(_JSON)), *_shape_inputs(F.col(_JSON)))
+    out = out.select("*", _shape().alias(_SHAPE))
+    return out.withColumn("pre_reason", _json_pre_reason()).drop(*_JSON_HELPERS)
 
 
 def parse_csv_line(df: DataFrame, line_col: str = "line") -> DataFrame:
@@ -82,13 +83,23 @@ def parse_kafka_record(df: DataFrame, value_col: str = "value", csv_flag: str = 
     out = df.select("*", _text(value), _byte_size(value))
     out = out.select("*", F.when(~is_csv, _json_text(payload)).alias(_JSON))
     json_text = F.col(_JSON)
-    out = out.select("*", F.when(is_csv, _from_csv(payload)).otherwise(_from_json(json_text)).alias("f"), _json_keys(json_text))
+    out = out.select(
+        "*",
+        F.when(is_csv, _from_csv(payload)).otherwise(_from_json(json_text)).alias("f"),
+        _json_keys(json_text),
+        *_shape_inputs(json_text),
+    )
+    out = out.select("*", _shape().alias(_SHAPE))
     out = out.withColumn("pre_reason", F.when(is_csv, _csv_pre_reason()).otherwise(_json_pre_reason()))
-    return out.drop(_JSON, _KEYS)
+    return out.drop(*_JSON_HELPERS)
 
 
 _JSON = "_json"  # the payload without a leading byte order mark
 _KEYS = "_keys"  # the object's keys as the JSON parser reads them (repeats included), null when not an object
+_SKELETON = "_skeleton"  # the text with its strings emptied, only for a text with more than its two brackets
+_SHAPE = "_shape"  # ok, trailing (content after the object) or nested (an array or object inside it)
+_LONE = "_lone"  # the first unpaired surrogate escape, or empty
+_JSON_HELPERS = (_JSON, _KEYS, _SKELETON, _SHAPE, _LONE)
 _WS = " \t\r\n"  # JSON's whitespace
 # Strict JSON (RFC 8259): Spark's reader otherwise takes single quotes and NaN / Infinity.
 _JSON_OPTIONS = {
@@ -131,42 +142,44 @@ def _from_csv(payload: Column) -> Column:
 
 
 def _json_pre_reason() -> Column:
-    """The message-level rules of a JSON payload, from ``payload``, ``payload_bytes``, ``_json``, ``_keys`` and ``f``."""
-    text, keys = F.col(_JSON), F.col(_KEYS)
+    """The message-level rules of a JSON payload, from ``payload``, ``payload_bytes``, ``f`` and the helper columns."""
+    text, keys, shape, lone = F.col(_JSON), F.col(_KEYS), F.col(_SHAPE), F.col(_LONE)
     not_object = F.col("f").isNull() | F.col(f"f.{_CORRUPT}").isNotNull() | keys.isNull() | ~text.rlike(f"^[{_WS}]*\\{{")
     known = F.array(*[F.lit(c) for c in events.CSV_COLUMNS])
+    usual = keys == known  # the producer's nine keys in their order: no set operations needed
+    unknown = F.array_except(keys, known)
     return _first(
         (F.col("payload_bytes") > events.MAX_PAYLOAD_BYTES, "oversize_payload"),
         (~F.expr("is_valid_utf8(payload)"), "invalid_utf8"),
         (not_object, "invalid_json"),
-        (~_single_flat_object(text) & ~_nested(text), F.concat(F.lit("trailing_content:"), _clip(_after_first_object(text)))),
-        (F.size(keys) != F.size(F.array_distinct(keys)), F.concat(F.lit("duplicate_key:"), _repeated(keys))),
-        (
-            F.size(F.array_except(keys, known)) > 0,
-            F.concat(F.lit("unknown_field:"), _clip(F.array_join(F.array_except(keys, known), ", "))),
-        ),
-        (~_single_flat_object(text), F.concat(F.lit("nested_value:"), _nested_keys(text))),
-        (_lone_surrogate(text) != "", F.concat(F.lit("invalid_character:unpaired UTF-16 surrogate "), _lone_surrogate(text))),
+        (shape == "trailing", F.concat(F.lit("trailing_content:"), _clip(_after_first_object(text)))),
+        (~usual & (F.size(keys) != F.size(F.array_distinct(keys))), F.concat(F.lit("duplicate_key:"), _repeated(keys))),
+        (~usual & (F.size(unknown) > 0), F.concat(F.lit("unknown_field:"), _clip(F.array_join(unknown, ", ")))),
+        (shape == "nested", F.concat(F.lit("nested_value:"), _nested_keys(text))),
+        (lone != "", F.concat(F.lit("invalid_character:unpaired UTF-16 surrogate "), lone)),
     )
 
 
-def _single_flat_object(text: Column) -> Column:
-    """True when the text (already known to start with one JSON object) is that object alone, with scalar values only.
+def _shape_inputs(text: Column) -> list[Column]:
+    """The skeleton of an unusual text, and its first unpaired surrogate escape: each computed once, for few records.
 
     The usual record has exactly two bracket characters, its first and its last: then
-    nothing follows the object and nothing is nested in it. Only a record with more
-    brackets (in its strings, or nested, or after the object) takes the exact test on
-    its skeleton.
+    nothing follows the object and nothing is nested in it, and it needs no skeleton.
+    Spark evaluates a CASE branch only for the rows that take it, and these columns are
+    their own projection, so no later rule computes them again.
     """
     brackets = F.length(text) - F.length(F.translate(text, "{}[]", ""))
     trimmed = F.btrim(text, F.lit(_WS))
     usual = (brackets == 2) & trimmed.startswith("{") & trimmed.endswith("}")
-    return usual | _skeleton(text).rlike(f"^[{_WS}]*\\{{[^{{}}\\[\\]]*\\}}[{_WS}]*$")
+    lone = F.when(F.instr(text, "\\u") > 0, _lone_surrogate(text)).otherwise("")
+    return [F.when(~usual, _skeleton(text)).alias(_SKELETON), lone.alias(_LONE)]
 
 
-def _nested(text: Column) -> Column:
-    """The first object holds an array or an object (read on the skeleton: its first ``}`` is not the end of a flat object)."""
-    return ~_skeleton(text).rlike(f"^[{_WS}]*\\{{[^{{}}\\[\\]]*\\}}")
+def _shape() -> Column:
+    """``ok``, ``trailing`` or ``nested``, read on the skeleton (a text already known to start with an object)."""
+    skeleton = F.col(_SKELETON)
+    flat = f"^[{_WS}]*\\{{[^{{}}\\[\\]]*\\}}"
+    return F.when(skeleton.isNull() | skeleton.rlike(flat + f"[{_WS}]*$"), "ok").when(skeleton.rlike(flat), "trailing").otherwise("nested")
 
 
 def _neutral(text: Column) -> Column:
@@ -267,7 +280,7 @@ def _event_time(text: Column) -> Column:
     zone (inventing midnight, or the session's zone): the pattern keeps those out. A
     form that passes but names no real instant (``2019-02-30``) casts to null.
     """
-    return F.when(text.rlike(events.EVENT_TIME_PATTERN), text.try_cast("timestamp"))
+    return F.when(text.rlike(events.EVENT_TIME_PATTERN), text.cast("timestamp"))
 
 
 def _timestamp_problem(text: Column) -> Column:
@@ -287,6 +300,14 @@ def _too_long(v: dict[str, Column]) -> Column:
         detail = F.concat(F.lit(f"{c}: "), n.cast("string"), F.lit(f" characters (limit {limit}): "), _clip(v[c]))
         rule = F.when(n > limit, detail) if rule is None else rule.when(n > limit, detail)
     return rule  # type: ignore[return-value]
+
+
+_BAD_CHARACTERS = "".join(map(chr, [*range(0x20), 0x7F, 0xFFFD]))  # the characters of events.BAD_CHARACTER_CLASS
+
+
+def _has_bad_character(text: Column) -> Column:
+    """Whether the text holds a character of ``events.BAD_CHARACTER_CLASS``: deleting them changes its length (no regex)."""
+    return F.length(F.translate(text, _BAD_CHARACTERS, "")) != F.length(text)
 
 
 def _bad_character(v: dict[str, Column]) -> Column:
@@ -322,12 +343,12 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     # 2. typed values and type checks, once
     typed = {
         "_ts": _event_time(F.trim(v["event_time"])),
-        "_price": F.trim(v["price"]).try_cast("double"),
+        "_price": F.trim(v["price"]).cast("double"),
         "_price_ok": v["price"].rlike(_NUMBER_PATTERN),
         "_too_long": F.greatest(*[F.length(v[c]) > limit for c, limit in events.MAX_FIELD_LENGTH.items()]),
         # One regex over all the text rather than one per field; which field it was is looked for only when one has it.
-        "_bad_char": F.concat_ws("", *v.values()).rlike(events.BAD_CHARACTER_CLASS),
-        **{f"_id_{c}": F.trim(v[c]).try_cast("bigint") for c in _INT_FIELDS},
+        "_bad_char": _has_bad_character(F.concat_ws("", *v.values())),
+        **{f"_id_{c}": F.trim(v[c]).cast("bigint") for c in _INT_FIELDS},
         **{f"_id_ok_{c}": v[c].rlike(_INT_PATTERN) for c in _INT_FIELDS},
     }
     out = out.select("*", *[e.alias(k) for k, e in typed.items()])
