@@ -22,6 +22,7 @@ from rich.console import Console
 from lakehouse import config
 from lakehouse.spark import get_spark
 from streaming.bronze import BronzePaths, ensure_tables, table_version, write_validated
+from streaming.erasure import erased_users, skipping_erased
 from streaming.validate import validate_csv
 
 
@@ -81,7 +82,9 @@ def backfill_file(spark: SparkSession, cfg: config.Config, path: Path) -> Backfi
     )
     version = path.stat().st_mtime_ns // 1_000_000  # a changed file is a new version, the same one is skipped
     before = table_version(spark, paths.events), table_version(spark, paths.quarantine)
-    result = write_validated(lines, validate_csv, paths, f"backfill:{path}", version)
+    # an erased user's old events in a file loaded again stay out, as in the stream
+    validate = skipping_erased(validate_csv, erased_users(cfg))
+    result = write_validated(lines, validate, paths, f"backfill:{path}", version)
     after = table_version(spark, paths.events), table_version(spark, paths.quarantine)
     return BackfillResult(result.bronze, result.quarantine, committed=after != before)
 

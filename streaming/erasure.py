@@ -100,6 +100,7 @@ class ErasureWatch:
         self._log = register_path(cfg) / "_delta_log"
         self._seen: int | None = None
         self._users: dict[int, datetime] = {}
+        self.generation = 0  # moves when the register is read anew: a stream's cue to clean its state
 
     def get(self) -> dict[int, datetime]:
         """Erased user id -> erasure time, as of now."""
@@ -109,7 +110,15 @@ class ErasureWatch:
             return {}
         if stamp != self._seen:
             self._users, self._seen = erased_users(self._cfg), stamp
+            self.generation += 1
         return self._users
+
+
+def keep_document(doc: dict, erased: dict[int, datetime]) -> bool:
+    """Whether a session document may still be written: not of an erased user's activity before the erasure."""
+    at = erased.get(doc.get("user_id"))  # type: ignore[arg-type]
+    last = doc.get("last_event_time")
+    return at is None or (last is not None and last.replace(tzinfo=None) > at)
 
 
 def drop_erased(frame, erased: dict[int, datetime]):
@@ -350,6 +359,35 @@ def erase_files(root: Path, name: str, user_id: int) -> StoreReceipt:
     return StoreReceipt(name, n, n)
 
 
+def erase_outbox(cfg: config.Config, user_id: int) -> StoreReceipt:
+    """The scorers' outboxes: documents set aside as dead letters are deleted; pending ones are counted.
+
+    A pending outbox file belongs to a running scorer's flusher, so it is not rewritten
+    here: the flusher checks the register and drops the user's documents itself.
+    """
+    import bson
+    from bson import json_util
+
+    from streaming.session_store import DEAD_LETTER
+
+    root = cfg.lakehouse_dir / "_outbox"
+    pending = 0
+    for path in root.glob("*/*.bson"):
+        try:
+            pending += sum(1 for d in bson.decode_all(path.read_bytes()) if d.get("user_id") == int(user_id))
+        except FileNotFoundError:  # flushed meanwhile
+            continue
+    dead = [
+        p
+        for p in root.glob(f"*/{DEAD_LETTER}/*.json")
+        if (json_util.loads(p.read_text()).get("document") or {}).get("user_id") == int(user_id)
+    ]
+    for path in dead:
+        path.unlink()
+    left = f"{pending} pending document(s): the scorer drops them when it flushes (it reads the register)" if pending else "nothing"
+    return StoreReceipt("scorer outbox", pending + len(dead), len(dead), left)
+
+
 def mlflow_artifacts(cfg: config.Config) -> Path | None:
     """The embedded MLflow server's artifact folder; None for an external server we cannot rewrite."""
     return cfg.services_dir / "mlflow" / "artifacts" if cfg.mlflow_embedded else None
@@ -402,6 +440,7 @@ def erase_user(
     artifacts = mlflow_artifacts(cfg)
     return [
         erase_mongo(cfg, user_id),
+        erase_outbox(cfg, user_id),
         *delta,
         erase_files(output_dir, "output CSV files", user_id),
         erase_files(artifacts, "MLflow artifacts (CSV)", user_id)

@@ -183,6 +183,13 @@ REASON_RULES: tuple[Reason, ...] = (
     Reason("timestamp_out_of_range", "both", "event_time before 2000 or more than a day in the future", "the value"),
     Reason("price_out_of_range", "both", f"price negative or above {MAX_PRICE:,.0f}", "the value"),
     Reason("invalid_id", "both", "an id that is zero or negative", "the field and value"),
+    Reason(
+        "erased_user",
+        "both",
+        "a valid record of a user erased since (`session_admin delete-user`), dated before the erasure: a replay. "
+        "Also the tombstone an erasure leaves for each bronze row it deletes. The payload is not kept",
+        "none",
+    ),
 )
 REASONS: tuple[str, ...] = tuple(r.name for r in REASON_RULES)
 

@@ -58,6 +58,7 @@ from ml.feature_contract import CATEGORIES, TASK_SPECS, prediction_points
 from ml.registry import CHAMPION
 from streaming import supervisor
 from streaming.bronze import require_checkpoint_covers
+from streaming.erasure import ErasureWatch, drop_erased, erased_users
 from streaming.predictions import COLUMN_NAMES, PredictionsWriter, ensure_predictions_table, predictions_path
 from streaming.producer import ensure_topic
 from streaming.scorer_process import READY_LINE
@@ -443,7 +444,7 @@ def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: Se
             .option("failOnDataLoss", "false")
             .load()
         )
-        rows = store.restore(typed_events(raw).toPandas(), until=last.timestamp_ms / 1000)
+        rows = store.restore(drop_erased(typed_events(raw).toPandas(), erased_users(cfg)), until=last.timestamp_ms / 1000)
     log.info(
         "state: restored %d events of %d keys (%d Kafka events read back to batch %d) in %.1fs",
         store.n_events,
@@ -465,15 +466,28 @@ class Scorer:
     mirror: SessionMirror
     state: SessionStateStore
     predictions: PredictionsWriter
+    erasures: ErasureWatch | None = None
+    _forgotten: int = 0  # the register generation the state was last cleaned for
 
     @property
     def app_id(self) -> str:
         return app_id(self.topic)
 
+    def without_erased(self, pdf: pd.DataFrame) -> pd.DataFrame:
+        """The batch minus erased users' replayed events; the state forgets theirs when the register changes."""
+        if self.erasures is None:
+            return pdf
+        erased = self.erasures.get()
+        if self.erasures.generation != self._forgotten:
+            if erased:
+                log.info("erasure register changed: %d event(s) of erased users left the state", self.state.forget(erased))
+            self._forgotten = self.erasures.generation
+        return drop_erased(pdf, erased)
+
     def handle(self, batch: DataFrame, batch_id: int) -> None:
         """Merge a micro-batch into the state and score the sessions it touched; logs where the batch's time went."""
         clock = _StageClock()
-        pdf = batch.toPandas()
+        pdf = self.without_erased(batch.toPandas())
         clock.lap("read")
         now = time.time()  # processing time, the clock of the state timeout
         self.state.evict(now)
@@ -676,7 +690,7 @@ def start(
     history = HistoryCache(spark, cfg.table_path("bronze", "events"), float(cfg["SCORER_HISTORY_REFRESH_SECONDS"]))
     state = SessionStateStore(int(cfg["SCORER_STATE_TIMEOUT_MINUTES"]) * 60)
     restore_state(spark, cfg, topic, state)  # before the stream: a replayed batch must see the state it saw first
-    scorer = Scorer(cfg, topic, models, history, mirror, state, PredictionsWriter(predictions_path(cfg)))
+    scorer = Scorer(cfg, topic, models, history, mirror, state, PredictionsWriter(predictions_path(cfg)), ErasureWatch(cfg))
     warm_up(spark, cfg, topic, scorer)
     raw = (
         spark.readStream.format("kafka")

@@ -167,6 +167,20 @@ class SessionStateStore:
             dropped += 1
         return dropped
 
+    def forget(self, erased: dict[int, datetime]) -> int:
+        """Drop the events of erased users dated up to their erasure (``streaming.erasure``); how many went."""
+        dropped = 0
+        for key in list(self._keys):
+            st = self._keys[key]
+            gone = [eid for eid, ev in st.events.items() if ev[7] in erased and ev[0] <= erased[ev[7]]]
+            for eid in gone:
+                del st.events[eid]
+            dropped += len(gone)
+            if not st.events:
+                del self._keys[key]
+        self._n_events -= dropped
+        return dropped
+
     def merge(self, frame: pd.DataFrame, now: float) -> Touches:
         """Add a micro-batch's typed events at processing time ``now``; returns what it touched.
 

@@ -308,10 +308,24 @@ class SessionMirror:
     _client: object = field(default=None, repr=False)
     _indexed: bool = field(default=False, repr=False)
     _histories: WrittenHistories = field(default_factory=lambda: WrittenHistories(HISTORY_CACHE_SESSIONS), repr=False)
+    # The erasure register (``streaming.erasure.ErasureWatch``): documents waiting in the outbox
+    # when their user is erased must not be written after the erasure deleted the others.
+    erasures: object = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, cfg: config.Config, name: str) -> SessionMirror:
-        return cls(cfg.mongo_uri, str(cfg["MONGO_DB"]), cfg.lakehouse_dir / "_outbox" / f"scorer-{name}")
+        from streaming.erasure import ErasureWatch
+
+        return cls(cfg.mongo_uri, str(cfg["MONGO_DB"]), cfg.lakehouse_dir / "_outbox" / f"scorer-{name}", erasures=ErasureWatch(cfg))
+
+    def _writable(self, docs: list[dict]) -> list[dict]:
+        """The documents minus those of erased users' activity before their erasure."""
+        if self.erasures is None:
+            return docs
+        from streaming.erasure import keep_document
+
+        erased = self.erasures.get()  # type: ignore[attr-defined]
+        return [d for d in docs if keep_document(d, erased)] if erased else docs
 
     def collection(self):
         if self._client is None:
@@ -366,7 +380,8 @@ class SessionMirror:
             for start in range(0, len(pending), FLUSH_FILES):
                 group = pending[start : start + FLUSH_FILES]
                 try:
-                    upsert_documents(self.collection(), [d for path in group for d in _read_outbox_file(path)], self._histories)
+                    docs = self._writable([d for path in group for d in _read_outbox_file(path)])
+                    upsert_documents(self.collection(), docs, self._histories)
                 except Exception as exc:
                     if not self.reachable():
                         return self._unreachable(exc)
@@ -385,7 +400,7 @@ class SessionMirror:
     def _drain_alone(self, path: Path) -> bool:
         """Write one outbox file a document at a time, setting aside those the server keeps refusing; False if it went away."""
         try:
-            docs = _read_outbox_file(path)
+            docs = self._writable(_read_outbox_file(path))
         except Exception as exc:  # an unreadable file would block the outbox just the same
             self._set_aside(path, 0, None, exc)
             path.unlink()

@@ -47,3 +47,57 @@ def test_csv_rows_of_the_user_go_and_files_without_users_stay_untouched(tmp_path
     assert rows.read_text().splitlines() == ["session_id,user_id,p", "b,11,0.25"]
     assert other.read_text() == "scorer,auc\nmodel,10\n"
     assert erasure.erase_files(tmp_path / "missing", "files", 10).found == 0
+
+
+def test_the_erased_reason_is_one_of_the_documented_quarantine_reasons() -> None:
+    from streaming.events import REASONS
+
+    assert erasure.ERASED_REASON in REASONS
+
+
+def test_the_scorer_state_forgets_erased_users_events_up_to_the_erasure() -> None:
+    from streaming.scorer_state import SessionStateStore
+
+    store = SessionStateStore(timeout_seconds=3600)
+
+    def event(user: int, hour: int, session: str) -> tuple:
+        return (datetime(2019, 11, 1, hour), "view", 1, 2, None, None, 1.0, user, session)
+
+    store.add("a", b"1", event(1, 9, "a"), now=0)
+    store.add("a", b"2", event(1, 13, "a"), now=0)  # after the erasure: new activity stays
+    store.add("b", b"3", event(1, 10, "b"), now=0)
+    store.add("c", b"4", event(2, 9, "c"), now=0)
+    assert store.forget({1: datetime(2019, 11, 1, 12)}) == 2
+    assert len(store) == 2 and store.n_events == 2 and "b" not in store
+    assert [e["user_id"] for e in store.events("a")] == [1] and store.events("a")[0]["event_time"].hour == 13
+
+
+def test_outbox_documents_of_an_erased_user_are_not_written(tmp_path) -> None:
+    from streaming.session_store import SessionMirror
+
+    class Watch:
+        def get(self) -> dict:
+            return {1: datetime(2019, 11, 1, 12)}
+
+    mirror = SessionMirror("mongodb://unused", "db", tmp_path, erasures=Watch())
+    docs = [
+        {"_id": "old", "user_id": 1, "last_event_time": datetime(2019, 11, 1, 11)},
+        {"_id": "new", "user_id": 1, "last_event_time": datetime(2019, 11, 1, 13)},
+        {"_id": "other", "user_id": 2, "last_event_time": datetime(2019, 11, 1, 11)},
+    ]
+    assert [d["_id"] for d in mirror._writable(docs)] == ["new", "other"]
+
+
+def test_dead_letters_of_the_user_are_deleted_and_pending_documents_counted(tmp_path) -> None:
+    import bson
+    from bson import json_util
+
+    cfg = config.load({"LAKEHOUSE_DIR": str(tmp_path)})
+    box = tmp_path / "_outbox" / "scorer-events"
+    (box / "dead-letter").mkdir(parents=True)
+    (box / "000000000001.bson").write_bytes(b"".join(bson.encode({"_id": s, "user_id": u}) for s, u in (("a", 5), ("b", 6))))
+    for name, user in (("x", 5), ("y", 6)):
+        (box / "dead-letter" / f"{name}.json").write_text(json_util.dumps({"document": {"_id": name, "user_id": user}}))
+    receipt = erasure.erase_outbox(cfg, 5)
+    assert (receipt.found, receipt.removed) == (2, 1) and "1 pending" in receipt.remains
+    assert sorted(p.name for p in (box / "dead-letter").iterdir()) == ["y.json"]
