@@ -456,6 +456,9 @@ def main(
         console.print(f"[bold red]pipeline failed:[/] {exc}")
         raise typer.Exit(1) from exc
     finally:
+        from lakehouse.spark import close_connect_sessions
+
+        close_connect_sessions()  # before the SQL server stops: an open client would keep this process alive
         if not keep_services:
             for svc in started_here:
                 svc.stop()

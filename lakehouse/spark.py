@@ -19,6 +19,7 @@ checks the two are the same, so dbt and Python see one lakehouse.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -147,6 +148,18 @@ def connect_session(app_name: str, cfg: config.Config, extra: dict[str, str] | N
     for key, value in (extra or {}).items():
         session.conf.set(key, value)  # type: ignore[attr-defined]
     return session
+
+
+def close_connect_sessions() -> None:
+    """End this process's Spark Connect sessions; call it before stopping the SQL server they talk to.
+
+    A client left open when its server stops keeps retrying it from a background
+    thread, and the Python process then does not exit (a pipeline run hung at its end that way).
+    """
+    for session in _CONNECT_SESSIONS.values():
+        with contextlib.suppress(Exception):  # a server already gone: nothing left to end
+            session.stop()  # type: ignore[attr-defined]
+    _CONNECT_SESSIONS.clear()
 
 
 _NOT_A_TABLE = {"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE"}
