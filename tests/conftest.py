@@ -116,6 +116,9 @@ def sql_server() -> Iterator[config.Config]:
     try:
         yield server_cfg
     finally:
+        from lakehouse.spark import close_connect_sessions
+
+        close_connect_sessions()  # before the server goes: an open client retries it at exit
         svc.stop()
 
 
