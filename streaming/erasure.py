@@ -424,14 +424,46 @@ def last_sent(spark, cfg: config.Config, user_id: int) -> datetime | None:
     return row[0]
 
 
+def _merge(first: list[StoreReceipt], again: list[StoreReceipt]) -> list[StoreReceipt]:
+    """Receipts of two passes over the same stores, found and removed added up per store."""
+    more = {r.store: r for r in again}
+    out = [
+        replace(r, found=r.found + more[r.store].found, removed=r.removed + more[r.store].removed) if r.store in more else r for r in first
+    ]
+    return out + [r for r in again if r.store not in {f.store for f in first}]
+
+
+def _stream_stores(spark, cfg: config.Config, user_id: int, now: datetime) -> tuple[StoreReceipt, list[StoreReceipt]]:
+    """The MongoDB receipt and the Delta receipts (bronze, quarantine, predictions, dbt tables)."""
+    mongo = erase_mongo(cfg, user_id)
+    return mongo, [tombstone_bronze(spark, cfg, user_id, now), scrub_quarantine(spark, cfg, user_id), *erase_tables(spark, cfg, user_id)]
+
+
 def erase_user(
-    spark, cfg: config.Config, user_id: int, *, retain_hours: float, output_dir: Path, topic: str | None = None
+    spark,
+    cfg: config.Config,
+    user_id: int,
+    *,
+    retain_hours: float,
+    output_dir: Path,
+    topic: str | None = None,
+    settle_seconds: float = 0,
 ) -> list[StoreReceipt]:
-    """Erase ``user_id`` from every store; one receipt per store, Kafka's (``topic``, default KAFKA_TOPIC) last."""
+    """Erase ``user_id`` from every store; one receipt per store, Kafka's (``topic``, default KAFKA_TOPIC) last.
+
+    A stream may be in the middle of a micro-batch it began before the register named
+    the user, and commit it after the first pass deleted their rows. With
+    ``settle_seconds`` > 0 the stores the streams write are swept again after that
+    pause, by which time such a batch has committed and every later one skips the user.
+    """
     now = datetime.now(UTC).replace(tzinfo=None)
     record_erasure(cfg, user_id, now, retain_hours)
     sent = last_sent(spark, cfg, user_id)
-    delta = [tombstone_bronze(spark, cfg, user_id, now), scrub_quarantine(spark, cfg, user_id), *erase_tables(spark, cfg, user_id)]
+    mongo, delta = _stream_stores(spark, cfg, user_id, now)
+    if settle_seconds > 0:
+        time.sleep(settle_seconds)
+        mongo_again, delta_again = _stream_stores(spark, cfg, user_id, now)
+        (mongo,), delta = _merge([mongo], [mongo_again]), _merge(delta, delta_again)
     vacuum(spark, cfg, retain_hours)
     if retain_hours > 0:
         due = now + timedelta(hours=retain_hours)
@@ -439,7 +471,7 @@ def erase_user(
         delta = [replace(r, remains=left) if r.found else r for r in delta]
     artifacts = mlflow_artifacts(cfg)
     return [
-        erase_mongo(cfg, user_id),
+        mongo,
         erase_outbox(cfg, user_id),
         *delta,
         erase_files(output_dir, "output CSV files", user_id),

@@ -212,6 +212,9 @@ def delete_user(
         None, help="VACUUM retention in hours (default: ERASURE_VACUUM_RETAIN_HOURS); 0 only when no stream is running."
     ),
     output_dir: Path = typer.Option(config.REPO_ROOT / "output", help="Folder of the CSV outputs to clean."),
+    settle_seconds: float = typer.Option(
+        15, help="Pause before sweeping the streams' stores again, for micro-batches begun before the erasure to commit; 0: one pass."
+    ),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Erase a user from every store (sessions, predictions, bronze, quarantine, marts, outputs, MLflow), with a receipt.
@@ -231,7 +234,7 @@ def delete_user(
     cfg = config.load()
     hours = float(cfg["ERASURE_VACUUM_RETAIN_HOURS"] if retain_hours is None else retain_hours)  # type: ignore[arg-type]
     spark = get_spark("session-admin", catalog=False, cfg=cfg)
-    receipts = erase_user(spark, cfg, uid, retain_hours=hours, output_dir=output_dir)
+    receipts = erase_user(spark, cfg, uid, retain_hours=hours, output_dir=output_dir, settle_seconds=settle_seconds)
     _receipt_table(f"erasure of user {uid}", receipts)
 
 
