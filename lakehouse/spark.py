@@ -60,7 +60,7 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         # Delta rebuilds table state with 50 tasks by default: on 2 cores that is most of a small batch.
         "spark.databricks.delta.snapshotPartitions": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
-        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        "spark.databricks.delta.retentionDurationCheck.enabled": "true",  # erasure lowers it for its own VACUUM only
         # Local disk only: Hadoop's file:// client keeps a hidden .crc beside every file it
         # writes and refuses to read a file whose .crc disagrees. The predictions table is
         # also written by delta-rs (streaming.predictions), which rewrites _delta_log/
