@@ -357,7 +357,10 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
         table.add_row(f"time: {name}", f"{secs:.0f}s")
     console.print(table)
     console.print(f"figures: {output / 'figures'}   predictions: {output / 'predictions.csv'}   categories: {output / 'category'}")
-    console.print(f"MLflow UI: {cfg.mlflow_uri} (start it with `make services-start` if this run stopped it)")
+    console.print(
+        f"MLflow UI: {cfg.mlflow_uri}; SQL server (the marts): jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']} "
+        "(start both with `make services-start` if this run stopped them)"
+    )
     for hint in HINTS:
         console.print(hint, soft_wrap=True, markup=False, highlight=False)  # whole lines: a command to copy
     output.mkdir(parents=True, exist_ok=True)

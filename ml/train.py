@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lakehouse import config
+from lakehouse.services import ServiceError
 from ml import baselines, metrics, models, outputs, plots, registry
 from ml.baselines import LIVE_BASELINE_VERSION
 from ml.feature_contract import (
@@ -504,7 +505,7 @@ def main(
             n_jobs=n_jobs,
             data_note=note,
         )
-    except (MartError, SplitError, TrackingError) as exc:
+    except (MartError, SplitError, TrackingError, ServiceError) as exc:  # ServiceError: no SQL server; it says how to start one
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
 

@@ -55,8 +55,8 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python -m bench.bench_scorer --rates 500,2000 --seconds 120": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m bench.bench_scorer --rates 2000 --seconds 120 --cold-start": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m streaming.session_admin delete-user 512": "erasure; test_erasure erases a user and searches every store",
-    ".venv/bin/python -m streaming.session_admin erasures": "test_erasure runs it after an erasure",
-    ".venv/bin/python -m streaming.session_admin vacuum": "test_erasure runs it after an erasure",
+    ".venv/bin/python -m streaming.session_admin erasures": "test_erasure (integration) runs it after an erasure",
+    ".venv/bin/python -m streaming.session_admin vacuum": "test_erasure (integration) runs it after an erasure",
     ".venv/bin/python -m streaming.session_admin reprocess --start 2019-11-01 --end 2019-11-02": "test_scorer_admin runs reprocess",
     ".venv/bin/python -m streaming.session_admin reprocess --from-export sessions.jsonl": "test_scorer_admin runs reprocess from an export",
 }
@@ -72,7 +72,7 @@ PROGRAM_HINTS: dict[str, str | tuple[None, str]] = {
     "dbt run": ".venv/bin/dbt run",
     "dbt run --select {spec.dbt_select}": ".venv/bin/dbt run --select +fct_purchase_intent_features",
     "dbt compile": ".venv/bin/dbt compile",
-    "python -m streaming.session_admin vacuum": (None, "the erasure receipt's advice; test_erasure runs it"),
+    "python -m streaming.session_admin vacuum": (None, "the erasure receipt's advice; test_erasure (integration) runs it"),
     "dbt {' '.join(args)}": (None, "names the dbt command that just failed in the pipeline, not advice"),
 }
 
