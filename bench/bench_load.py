@@ -216,7 +216,7 @@ def main(
     def sample(t0: float) -> Sample:
         s = Sample(
             time.monotonic() - t0,
-            sum(reconcile.kafka_counts(bootstrap, topic).values()),
+            sum(end - begin for begin, end in reconcile.kafka_offsets(bootstrap, topic).values()),
             committed_offsets(checkpoint),
             tree_rss_mib(ingest.pid),
             tree_rss_mib(broker_pid),

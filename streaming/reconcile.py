@@ -2,8 +2,11 @@
 
 Per topic partition, compares the records Kafka holds (end offset minus log start
 offset) with the rows in bronze + quarantine carrying that partition's
-coordinates, and counts duplicated offsets. Exits non-zero on any difference, so
-it can gate a pipeline or a CI run.
+coordinates from the log start on, and counts duplicated offsets. Rows of records
+that retention has since deleted from Kafka are reported apart (``before
+retention``): Kafka can no longer vouch for them, and they are not a mismatch. An
+erased user's records stay counted: erasure turns their bronze rows into quarantine
+tombstones. Exits non-zero on any difference, so it can gate a pipeline or a CI run.
 
 Usage: ``python -m streaming.reconcile [--topic events]``
 """
@@ -31,14 +34,15 @@ class PartitionReport:
     bronze: int
     quarantine: int
     duplicates: int
+    before_retention: int = 0  # lake rows of offsets Kafka has deleted (not compared)
 
     @property
     def ok(self) -> bool:
         return self.duplicates == 0 and self.bronze + self.quarantine == self.kafka_records
 
 
-def kafka_counts(bootstrap: str, topic: str) -> dict[int, int]:
-    """Records currently held per partition (end offset minus beginning offset)."""
+def kafka_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    """Per partition: (log start offset, end offset); records before the start were deleted by retention."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -46,13 +50,13 @@ def kafka_counts(bootstrap: str, topic: str) -> dict[int, int]:
             raise typer.BadParameter(f"topic {topic!r} does not exist on {bootstrap}")
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        return {tp.partition: end[tp] - begin[tp] for tp in tps}
+        return {tp.partition: (begin[tp], end[tp]) for tp in tps}
     finally:
         consumer.close()
 
 
-def lake_counts(spark: SparkSession, paths: BronzePaths, topic: str) -> dict[int, tuple[int, int, int]]:
-    """Per partition: bronze rows, quarantine rows, and offsets present more than once."""
+def lake_counts(spark: SparkSession, paths: BronzePaths, topic: str, starts: dict[int, int]) -> dict[int, tuple[int, int, int, int]]:
+    """Per partition: bronze rows, quarantine rows and offsets present more than once, from ``starts`` on; rows before."""
     cols = ["kafka_partition", "kafka_offset"]
     tables = ((read_delta(spark, path), is_bronze) for path, is_bronze in ((paths.events, 1), (paths.quarantine, 0)))
     frames = [
@@ -63,28 +67,37 @@ def lake_counts(spark: SparkSession, paths: BronzePaths, topic: str) -> dict[int
     if not frames:
         return {}
     both = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
-    per_offset = both.groupBy(*cols).agg(F.count("*").alias("n"), F.sum("bronze").alias("b"))
+    start = F.lit(0)
+    for partition, offset in starts.items():
+        start = F.when(F.col("kafka_partition") == partition, F.lit(offset)).otherwise(start)
+    both = both.withColumn("kept", F.col("kafka_offset") >= start)
+    per_offset = both.groupBy(*cols, "kept").agg(F.count("*").alias("n"), F.sum("bronze").alias("b"))
+    kept = F.col("kept")
     rows = per_offset.groupBy("kafka_partition").agg(
-        F.sum("b").alias("bronze"),
-        F.sum(F.col("n") - F.col("b")).alias("quarantine"),
+        F.sum(F.when(kept, F.col("b")).otherwise(0)).alias("bronze"),
+        F.sum(F.when(kept, F.col("n") - F.col("b")).otherwise(0)).alias("quarantine"),
         F.sum(F.col("n") - 1).alias("duplicates"),
+        F.sum(F.when(~kept, F.col("n")).otherwise(0)).alias("before_retention"),
     )
-    return {r["kafka_partition"]: (int(r["bronze"]), int(r["quarantine"]), int(r["duplicates"])) for r in rows.collect()}
+    names = ("bronze", "quarantine", "duplicates", "before_retention")
+    return {r["kafka_partition"]: tuple(int(r[n]) for n in names) for r in rows.collect()}  # type: ignore[misc]
 
 
 def reconcile(spark: SparkSession, cfg: config.Config, topic: str) -> list[PartitionReport]:
-    kafka = kafka_counts(cfg.kafka_bootstrap, topic)
-    lake = lake_counts(spark, BronzePaths.from_config(cfg), topic)
-    return [PartitionReport(p, kafka.get(p, 0), *lake.get(p, (0, 0, 0))) for p in sorted(set(kafka) | set(lake))]
+    offsets = kafka_offsets(cfg.kafka_bootstrap, topic)
+    lake = lake_counts(spark, BronzePaths.from_config(cfg), topic, {p: begin for p, (begin, _) in offsets.items()})
+    held = {p: end - begin for p, (begin, end) in offsets.items()}
+    return [PartitionReport(p, held.get(p, 0), *lake.get(p, (0, 0, 0, 0))) for p in sorted(set(held) | set(lake))]
 
 
 def render(reports: list[PartitionReport], topic: str) -> Table:
     table = Table(title=f"Kafka topic {topic!r} vs bronze + quarantine")
-    for name in ("partition", "kafka records", "bronze", "quarantine", "duplicates", "status"):
+    for name in ("partition", "kafka records", "bronze", "quarantine", "duplicates", "before retention", "status"):
         table.add_column(name, justify="right")
     for r in reports:
         status = "[green]ok[/]" if r.ok else "[red]MISMATCH[/]"
-        table.add_row(str(r.partition), f"{r.kafka_records:,}", f"{r.bronze:,}", f"{r.quarantine:,}", str(r.duplicates), status)
+        row = (r.partition, r.kafka_records, r.bronze, r.quarantine, r.duplicates, r.before_retention)
+        table.add_row(*[f"{v:,}" for v in row], status)
     return table
 
 
