@@ -371,6 +371,8 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
 FUNNEL_QUERY = "select * from analytics.fct_funnel_daily order by session_date"
 QUARANTINE_HINT = '.venv/bin/python -m lakehouse.sql "select reason, count(*) n from bronze.quarantine group by reason"'
 HINTS = (
+    # queries go through the SQL server, which the run stops with the other services unless --keep-services
+    "start the SQL server (if this run stopped it): .venv/bin/python -m lakehouse.services start sql",
     f'query the marts: .venv/bin/python -m lakehouse.sql "{FUNNEL_QUERY}"',
     f"see what was quarantined: {QUARANTINE_HINT}",
 )

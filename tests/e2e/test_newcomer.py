@@ -42,6 +42,7 @@ def test_make_run_on_a_fresh_clone_builds_every_layer_and_scores_live(clone: Pat
     # The relative default landed in the clone, and bronze is registered there, not under the warehouse folder.
     lake = clone / "lakehouse-data"
     assert (lake / "bronze" / "events" / "_delta_log").is_dir()
+    ok(sh(clone, ".venv/bin/python -m lakehouse.services start sql"), "start the SQL server")  # the run stopped it
     detail = ok(sh(clone, '.venv/bin/python -m lakehouse.sql "describe detail bronze.events" --format json'), "describe detail")
     location = json.loads(detail[detail.index("[") :])[0]["location"]
     assert location.removeprefix("file:").rstrip("/") == str((lake / "bronze" / "events").resolve())
