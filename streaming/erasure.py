@@ -77,19 +77,21 @@ def record_erasure(cfg: config.Config, user_id: int, at: datetime, retain_hours:
     write_deltalake(str(register_path(cfg)), row, mode="append")
 
 
-def erased_users(cfg: config.Config) -> dict[int, datetime]:
-    """Erased user id -> latest erasure time (UTC, naive); empty when nobody was erased."""
+def erasures(cfg: config.Config) -> list[dict]:
+    """Every erasure in the register, oldest first (for ``session_admin erasures``)."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = DeltaTable(str(register_path(cfg))).to_pyarrow_table(columns=["user_id", "erased_at"])
+        rows = DeltaTable(str(register_path(cfg))).to_pyarrow_table().to_pylist()
     except TableNotFoundError:
-        return {}
-    out: dict[int, datetime] = {}
-    for uid, at in zip(table["user_id"].to_pylist(), table["erased_at"].to_pylist(), strict=True):
-        out[int(uid)] = max(at, out.get(int(uid), at))
-    return out
+        return []
+    return sorted(rows, key=lambda r: r["erased_at"])
+
+
+def erased_users(cfg: config.Config) -> dict[int, datetime]:
+    """Erased user id -> latest erasure time (UTC, naive); empty when nobody was erased."""
+    return {int(r["user_id"]): r["erased_at"] for r in erasures(cfg)}  # oldest first: the latest erasure wins
 
 
 class ErasureWatch:
@@ -159,18 +161,6 @@ def skipping_erased(validate, erased: dict[int, datetime]):
         )
 
     return validated
-
-
-def erasures(cfg: config.Config) -> list[dict]:
-    """Every erasure in the register, oldest first (for ``session_admin erasures``)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        rows = DeltaTable(str(register_path(cfg))).to_pyarrow_table().to_pylist()
-    except TableNotFoundError:
-        return []
-    return sorted(rows, key=lambda r: r["erased_at"])
 
 
 def delta_tables(root: Path) -> Iterator[Path]:
