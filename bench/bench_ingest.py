@@ -74,7 +74,7 @@ class PeakRss:
 def _topic_size(bootstrap: str, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **config.load().kafka_client_options)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
@@ -85,7 +85,8 @@ def _topic_size(bootstrap: str, topic: str) -> int:
 
 def _read_topic(spark, cfg: config.Config, topic: str):
     """The whole topic as a batch read of the same Kafka source the ingest streams from."""
-    return spark.read.format("kafka").option("kafka.bootstrap.servers", cfg.kafka_bootstrap).option("subscribe", topic).load()
+    reader = spark.read.format("kafka").option("kafka.bootstrap.servers", cfg.kafka_bootstrap).options(**cfg.spark_kafka_options)
+    return reader.option("subscribe", topic).load()
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class _Producer(threading.Thread):
     def run(self) -> None:
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=5)
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks=1, linger_ms=5, **config.load().kafka_client_options)
         t0 = time.monotonic()
         self.started_at = time.time()
         for i in range(0, len(self.msgs), self.per_tick):

@@ -10,6 +10,7 @@ prints the table that the README carries, so docs and code cannot drift apart.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -17,7 +18,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from lakehouse import credentials
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The local Kafka cluster of `lakehouse.cluster`: three brokers, so that a topic with three
+# replicas and `min.insync.replicas=2` keeps taking writes with one broker down.
+KAFKA_CLUSTER_BROKERS = 3
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,18 @@ class Setting:
     default: str
     help: str
     parse: Callable[[str], object] = str
+    secret: bool = False  # printed as *** by `python -m lakehouse.config`
 
 
 def _path(value: str) -> Path:
     """Resolve relative paths against the repository root, not the caller's cwd."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def _optional_int(value: str) -> int | None:
+    """An integer, or None for an empty value (the setting then defers to the server's own default)."""
+    return int(value) if value.strip() else None
 
 
 def _catalog(value: str) -> str:
@@ -48,11 +60,61 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPARK_MASTER", "local[2]", "Spark master URL; `spark://host:7077`, `yarn` or `k8s://...` for a cluster."),
     Setting("SPARK_DRIVER_MEMORY", "4g", "Driver heap for local Spark (the only JVM in `local` mode)."),
     Setting("SPARK_SHUFFLE_PARTITIONS", "4", "`spark.sql.shuffle.partitions`; small on 2 cores, raise on a cluster.", int),
-    Setting("KAFKA_BOOTSTRAP_SERVERS", "", "An existing Kafka cluster; empty means the embedded broker on 127.0.0.1:`KAFKA_PORT`."),
+    Setting("SPARK_EXECUTOR_MEMORY", "1g", "Heap of each executor on a cluster (`spark://`, `yarn`, `k8s://`); unused in `local` mode."),
+    Setting("SPARK_EXECUTOR_CORES", "1", "Cores of each executor on a cluster; unused in `local` mode.", int),
+    Setting(
+        "SPARK_CORES_MAX",
+        "2",
+        "Cores one application takes on a standalone cluster at most, so the streams, the SQL server and training share it.",
+        int,
+    ),
+    Setting("SPARK_CLUSTER_MASTER_PORT", "7077", "Port of the standalone Spark master `python -m lakehouse.cluster start` runs.", int),
+    Setting("SPARK_CLUSTER_UI_PORT", "8080", "Web UI (and `/json` status) port of that standalone master.", int),
+    Setting("SPARK_CLUSTER_WORKERS", "2", "Workers `python -m lakehouse.cluster start` runs.", int),
+    Setting(
+        "SPARK_CLUSTER_WORKER_UI_PORT",
+        "8081",
+        "Web UI port of the first standalone worker; the next ones take the ports after it.",
+        int,
+    ),
+    Setting("SPARK_CLUSTER_WORKER_CORES", "3", "Cores each standalone worker offers (slots; may exceed the machine's).", int),
+    Setting("SPARK_CLUSTER_WORKER_MEMORY", "3g", "Memory each standalone worker offers its executors."),
+    Setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "",
+        "An existing Kafka cluster; empty means the embedded broker on 127.0.0.1:`KAFKA_PORT`. The three brokers of "
+        "`python -m lakehouse.cluster start` (what it prints) log clients in with the generated login, like the embedded one.",
+    ),
     Setting("KAFKA_PORT", "19092", "Client port of the embedded Kafka broker.", int),
     Setting("KAFKA_CONTROLLER_PORT", "19093", "KRaft controller port of the embedded Kafka broker.", int),
+    Setting(
+        "KAFKA_CLUSTER_PORT",
+        "19192",
+        "Client port of the first of the three Kafka brokers `python -m lakehouse.cluster start` runs; the others take the next two.",
+        int,
+    ),
+    Setting(
+        "KAFKA_CLUSTER_CONTROLLER_PORT",
+        "19292",
+        "KRaft controller port of the first of those three brokers; the others take the next two.",
+        int,
+    ),
     Setting("KAFKA_TOPIC", "events", "Topic the producer writes and the ingest and scorer read."),
     Setting("KAFKA_PARTITIONS", "2", "Partitions of the events topic when the producer creates it.", int),
+    Setting(
+        "KAFKA_REPLICATION_FACTOR",
+        "",
+        "Replication factor of the events topic when the producer creates it; empty means the brokers' "
+        "`default.replication.factor` (1 on the embedded broker, 3 on the three-broker cluster).",
+        _optional_int,
+    ),
+    Setting(
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        "",
+        "`min.insync.replicas` of the events topic when the producer creates it (with `acks=all`, a write needs this many "
+        "replicas); empty means the brokers' (1 on the embedded broker, 2 on the three-broker cluster).",
+        _optional_int,
+    ),
     Setting("KAFKA_HEAP", "512m", "Heap of the embedded Kafka broker JVM."),
     Setting(
         "KAFKA_RETENTION_HOURS",
@@ -60,6 +122,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Retention of the events topic when the producer creates it; an erased user's records leave Kafka after it. -1 keeps them forever.",
         float,
     ),
+    Setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        "",
+        "Security protocol of an external Kafka (`SASL_SSL`, `SASL_PLAINTEXT`, `SSL`, `PLAINTEXT`); empty means `SASL_PLAINTEXT` "
+        "when `KAFKA_USERNAME` is set, else `PLAINTEXT`. The embedded broker always takes SASL/PLAIN with its generated login.",
+    ),
+    Setting(
+        "KAFKA_SASL_MECHANISM",
+        "PLAIN",
+        "SASL mechanism of an external Kafka with `KAFKA_USERNAME`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.",
+    ),
+    Setting("KAFKA_USERNAME", "", "Login to an external Kafka; the embedded broker's login is generated (see Threat model)."),
+    Setting("KAFKA_PASSWORD", "", "Password of `KAFKA_USERNAME` (printed masked).", secret=True),
     Setting(
         "MONGO_URI", "", "An existing MongoDB 6+ (or wire-compatible) server; empty means embedded FerretDB on 127.0.0.1:`MONGO_PORT`."
     ),
@@ -84,6 +159,14 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("SQL_SERVER_UI_PORT", "4040", "Spark UI port of the lakehouse SQL server.", int),
+    Setting(
+        "DBT_THREADS",
+        "4",
+        "Models and tests dbt runs at once on the SQL server (profiles.yml's `server` target); most of a small query is "
+        "fixed cost, so several at once keep both cores busy.",
+        int,
+    ),
+    Setting("SUPERSET_PORT", "8088", "Port of the embedded Apache Superset serving the dashboards (`make dashboards`).", int),
     Setting("INGEST_TRIGGER_SECONDS", "5", "Micro-batch trigger interval of the streaming ingest.", int),
     Setting(
         "INGEST_MAX_OFFSETS_PER_TRIGGER",
@@ -164,6 +247,52 @@ class Config:
         """Location of a path-addressed Delta table (bronze, quarantine, predictions)."""
         return self.lakehouse_dir / layer / name
 
+    @property
+    def credentials_file(self) -> Path:
+        """Generated logins of the embedded services (owner-only; see ``lakehouse.credentials``)."""
+        return self.services_dir / "credentials.json"
+
+    def embedded_login(self, service: str) -> credentials.Login:
+        """The generated login of an embedded service (``kafka``, ``mongo``, ``mlflow``), created on first use."""
+        return credentials.login(self.credentials_file, service)
+
+    def _kafka_security(self) -> tuple[str, str, str, str]:
+        """Protocol, SASL mechanism, user and password every Kafka client of this configuration uses."""
+        if self.kafka_embedded or self.kafka_local_cluster:
+            # kafka-python warns at every connection that PLAIN without TLS sends the password in
+            # the clear: on loopback that is the documented choice (README, threat model), and the
+            # warning would land on the terminal of every command that talks to Kafka.
+            logging.getLogger("kafka.net.sasl.plain").setLevel(logging.ERROR)
+            login = self.embedded_login("kafka")
+            return "SASL_PLAINTEXT", "PLAIN", login.username, login.password
+        user = str(self.values["KAFKA_USERNAME"])
+        protocol = str(self.values["KAFKA_SECURITY_PROTOCOL"]) or ("SASL_PLAINTEXT" if user else "PLAINTEXT")
+        return protocol, str(self.values["KAFKA_SASL_MECHANISM"]), user, str(self.values["KAFKA_PASSWORD"])
+
+    @cached_property
+    def kafka_client_options(self) -> dict[str, str]:
+        """Keyword arguments that log kafka-python clients (producer, admin, consumers) in; pass them to each."""
+        protocol, mechanism, user, password = self._kafka_security()
+        if protocol == "PLAINTEXT":
+            return {}
+        options = {"security_protocol": protocol}
+        if protocol.startswith("SASL"):
+            options |= {"sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password}
+        return options
+
+    @cached_property
+    def spark_kafka_options(self) -> dict[str, str]:
+        """The same login as options of Spark's Kafka source (``kafka.``-prefixed Kafka client properties)."""
+        protocol, mechanism, user, password = self._kafka_security()
+        if protocol == "PLAINTEXT":
+            return {}
+        options = {"kafka.security.protocol": protocol}
+        if protocol.startswith("SASL"):
+            module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+            jaas = f'org.apache.kafka.common.security.{module} required username="{jaas_quoted(user)}" password="{jaas_quoted(password)}";'
+            options |= {"kafka.sasl.mechanism": mechanism, "kafka.sasl.jaas.config": jaas}
+        return options
+
     @cached_property
     def kafka_bootstrap(self) -> str:
         return str(self.values["KAFKA_BOOTSTRAP_SERVERS"]) or f"127.0.0.1:{self.values['KAFKA_PORT']}"
@@ -172,9 +301,25 @@ class Config:
     def kafka_embedded(self) -> bool:
         return not self.values["KAFKA_BOOTSTRAP_SERVERS"]
 
+    @property
+    def kafka_cluster_bootstrap(self) -> str:
+        """Bootstrap servers of the three brokers `lakehouse.cluster` runs on this machine."""
+        first = int(self.values["KAFKA_CLUSTER_PORT"])  # type: ignore[call-overload]
+        return ",".join(f"127.0.0.1:{first + i}" for i in range(KAFKA_CLUSTER_BROKERS))
+
+    @property
+    def kafka_local_cluster(self) -> bool:
+        """Whether clients go to those three brokers (in any order) with no login of their own: then the generated one is theirs."""
+        named = {a.strip() for a in str(self.values["KAFKA_BOOTSTRAP_SERVERS"]).split(",") if a.strip()}
+        return bool(named) and named <= set(self.kafka_cluster_bootstrap.split(",")) and not self.values["KAFKA_USERNAME"]
+
     @cached_property
     def mongo_uri(self) -> str:
-        return str(self.values["MONGO_URI"]) or f"mongodb://127.0.0.1:{self.values['MONGO_PORT']}/"
+        """``MONGO_URI``, or the embedded FerretDB's with its generated login (print it through ``masked``)."""
+        if not self.mongo_embedded:
+            return str(self.values["MONGO_URI"])
+        login = self.embedded_login("mongo")
+        return f"mongodb://{login.username}:{login.password}@127.0.0.1:{self.values['MONGO_PORT']}/?authSource=admin"
 
     @property
     def mongo_embedded(self) -> bool:
@@ -182,16 +327,50 @@ class Config:
 
     @cached_property
     def mlflow_uri(self) -> str:
-        return str(self.values["MLFLOW_TRACKING_URI"]) or f"http://127.0.0.1:{self.values['MLFLOW_PORT']}"
+        """``MLFLOW_TRACKING_URI``, or the embedded server's, whose login this hands to MLflow's client.
+
+        MLflow's client library reads a server's login from variables of its own
+        (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``) at each request. Setting them where every
+        client gets the URI means no client can forget them, subprocesses inherit them, and the
+        password stays out of the URI (which MLflow prints in its "View run at" lines).
+        An external server's login is MLflow's business: set those two variables yourself.
+        """
+        if not self.mlflow_embedded:
+            return str(self.values["MLFLOW_TRACKING_URI"])
+        login = self.embedded_login("mlflow")
+        os.environ["MLFLOW_TRACKING_USERNAME"] = login.username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = login.password
+        return self._embedded_mlflow_uri
+
+    @property
+    def _embedded_mlflow_uri(self) -> str:
+        return f"http://127.0.0.1:{self.values['MLFLOW_PORT']}"
 
     @property
     def mlflow_embedded(self) -> bool:
-        return not self.values["MLFLOW_TRACKING_URI"]
+        """No ``MLFLOW_TRACKING_URI``, or the embedded server's own.
+
+        MLflow's ``set_tracking_uri`` exports the URI it is given as ``MLFLOW_TRACKING_URI``,
+        so a process that has talked to the embedded server finds its URI there; that is
+        still the embedded server (its login, its artifact folder), not an external one.
+        """
+        uri = str(self.values["MLFLOW_TRACKING_URI"]).rstrip("/")
+        return not uri or uri == self._embedded_mlflow_uri
 
     @property
     def catalog_on_server(self) -> bool:
         """Whether catalog clients go to the lakehouse SQL server (the default) or open Derby themselves."""
         return self.values["LAKEHOUSE_CATALOG"] == "server"
+
+    @property
+    def spark_on_cluster(self) -> bool:
+        """Whether Spark runs executors apart from the driver (anything but `local`), which then need the jars shipped."""
+        return not str(self.values["SPARK_MASTER"]).startswith("local")
+
+    @property
+    def cluster_master_url(self) -> str:
+        """The master URL of the standalone cluster `lakehouse.cluster` runs on this machine."""
+        return f"spark://127.0.0.1:{self.values['SPARK_CLUSTER_MASTER_PORT']}"
 
     @property
     def spark_connect_url(self) -> str:
@@ -236,10 +415,17 @@ def main() -> None:
         return
     cfg = load()
     for s in SETTINGS:
-        print(f"{s.name}={masked(cfg[s.name])}")
+        value = cfg[s.name]
+        print(f"{s.name}={'***' if s.secret and value else masked(value)}")
+    print(f"# logins of the embedded services: {cfg.credentials_file} (owner-only; never printed)")
 
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.IGNORECASE)
+
+
+def jaas_quoted(value: str) -> str:
+    """A value quoted inside a JAAS configuration line, where `"` and `\\` are special."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def masked(value: object) -> str:

@@ -317,6 +317,13 @@ def _wait_for_predictions(spark, path: Path, since, expected: dict[str, int], sc
             time.sleep(3)
 
 
+def _mlflow_login_hint(cfg: config.Config) -> str:
+    """Where a browser's login to the embedded MLflow is (never the password itself: this output is shared)."""
+    if not cfg.mlflow_embedded:
+        return ""
+    return f" (login `{cfg.embedded_login('mlflow').username}`, password under `mlflow` in {cfg.credentials_file})"
+
+
 def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     facts = run.facts
     table = Table(title="Clickstream lakehouse: summary")
@@ -358,9 +365,14 @@ def _summary(run: Run, cfg: config.Config, output: Path) -> None:
     console.print(table)
     console.print(f"figures: {output / 'figures'}   predictions: {output / 'predictions.csv'}   categories: {output / 'category'}")
     console.print(
-        f"MLflow UI: {cfg.mlflow_uri}; SQL server (the marts): jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']} "
+        f"MLflow UI: {cfg.mlflow_uri}{_mlflow_login_hint(cfg)}; SQL server (the marts): jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']} "
         "(start both with `make services-start` if this run stopped them)"
     )
+    if cfg.catalog_on_server:  # the dashboards query the SQL server
+        from lakehouse.dashboards import login_lines
+
+        for line in login_lines(cfg):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
     for hint in HINTS:
         console.print(hint, soft_wrap=True, markup=False, highlight=False)  # whole lines: a command to copy
     output.mkdir(parents=True, exist_ok=True)
@@ -375,6 +387,7 @@ HINTS = (
     "start the SQL server (if this run stopped it): .venv/bin/python -m lakehouse.services start sql",
     f'query the marts: .venv/bin/python -m lakehouse.sql "{FUNNEL_QUERY}"',
     f"see what was quarantined: {QUARANTINE_HINT}",
+    "open the dashboards (Apache Superset; starts the SQL server too): .venv/bin/python -m lakehouse.dashboards start",
 )
 
 app = typer.Typer(add_completion=False)
@@ -405,7 +418,8 @@ def main(
     cfg = config.load()
     topic = topic or str(cfg["KAFKA_TOPIC"])
     run = Run()
-    embedded = services.all_services(cfg)
+    # Superset is not needed by the job: `make dashboards` starts it on demand (the summary says how).
+    embedded = {name: svc for name, svc in services.all_services(cfg).items() if name != "superset"}
     # Only what this run starts is stopped at the end; services already up stay up.
     started_here = [svc for svc in embedded.values() if svc.pid() is None]
     try:

@@ -1,4 +1,4 @@
-"""Start, stop and check the embedded services: Kafka (KRaft), FerretDB, MLflow and the SQL server.
+"""Start, stop and check the embedded services: Kafka (KRaft), FerretDB, MLflow, the SQL server and Superset.
 
 Each service runs as a detached child process whose PID is kept in
 ``$LAKEHOUSE_DIR/_services/<name>/pid``; ``start`` is idempotent (a live service
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import typer
 
-from lakehouse import config
+from lakehouse import config, credentials
 
 
 class ServiceError(RuntimeError):
@@ -102,6 +102,9 @@ class Service:
                 f"Stop that process, or choose another port (see `python -m lakehouse.config`)."
             )
         self.check_installed()
+        # 0700: the services' data files (SQLite stores, Kafka logs) and the credentials file
+        # live here, and a data file readable by others would bypass the services' logins.
+        credentials.owner_only_dir(self.cfg.services_dir)
         self.home.mkdir(parents=True, exist_ok=True)
         self.prepare()
         with open(self.log_file, "ab") as log:
@@ -171,26 +174,73 @@ class Kafka(Service):
             raise ServiceError(f"Kafka jars not found in {self.cfg.kafka_jars_dir}; run `make setup`.")
         require_java()
 
+    def _sasl_lines(self) -> list[str]:
+        """SASL/PLAIN on both listeners, with the one generated login as the only user.
+
+        The controller listener too: since KIP-919 an admin client can send config changes
+        (a topic's retention, say) straight to a KRaft controller. PLAIN, not SCRAM, because
+        its users live in this file, rewritten at every start, so a changed password needs no
+        re-format of the storage and a data folder from before logins were added just works.
+        """
+        login = self.cfg.embedded_login("kafka")
+        user, password = config.jaas_quoted(login.username), config.jaas_quoted(login.password)
+        jaas = (
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{user}" password="{password}" '
+            f'user_{user}="{password}";'
+        )
+        return [
+            "sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            f"listener.name.client.plain.sasl.jaas.config={jaas}",
+            f"listener.name.controller.plain.sasl.jaas.config={jaas}",
+        ]
+
+    # -- what a node of a multi-broker cluster (lakehouse.cluster.KafkaNode) sets otherwise --
+    node_id = 1
+
+    @property
+    def controller_port(self) -> int:
+        return int(self.cfg["KAFKA_CONTROLLER_PORT"])  # type: ignore[arg-type]
+
+    def quorum_voters(self) -> str:
+        """`controller.quorum.voters`: this node alone."""
+        return f"{self.node_id}@127.0.0.1:{self.controller_port}"
+
+    def replication_lines(self) -> list[str]:
+        """One broker: the internal topics have one replica (topics inherit Kafka's defaults, 1 and 1)."""
+        return [
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+        ]
+
+    def cluster_id(self) -> str:
+        """The KRaft cluster id the storage is formatted with: a new one (a cluster of one)."""
+        return _kafka_cluster_id()
+
     def _write_properties(self) -> None:
-        controller = self.cfg["KAFKA_CONTROLLER_PORT"]
+        controller = self.controller_port
+        # Owner-only before the password goes in.
+        self.properties_file.touch(mode=0o600)
+        self.properties_file.chmod(0o600)
         self.properties_file.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={self.quorum_voters()}",
+                    f"listeners=CLIENT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners=CLIENT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "inter.broker.listener.name=CLIENT",
+                    "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+                    *self._sasl_lines(),
                     f"log.dirs={self.data_dir}",
                     f"num.partitions={self.cfg['KAFKA_PARTITIONS']}",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
+                    *self.replication_lines(),
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
                     "message.max.bytes=2097152",
@@ -205,7 +255,7 @@ class Kafka(Service):
         self._write_properties()
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = _kafka_cluster_id()
+        cluster_id = self.cluster_id()
         subprocess.run(
             [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file)],
             check=True,
@@ -227,12 +277,16 @@ class Kafka(Service):
     def command(self) -> list[str]:
         return [*self._java(), "kafka.Kafka", str(self.properties_file)]
 
+    def client_options(self) -> dict[str, str]:
+        """How a client logs in to this broker: the generated login (the configuration's, as the broker is embedded)."""
+        return self.cfg.kafka_client_options
+
     def ready(self) -> bool:
         """The port opens before the broker has a leader; ask for metadata."""
         try:
             from kafka import KafkaAdminClient
 
-            admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.port}", request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.port}", request_timeout_ms=3000, **self.client_options())
             try:
                 admin.list_topics()
             finally:
@@ -248,6 +302,9 @@ class FerretDB(Service):
     def check_installed(self) -> None:
         if not self.cfg.ferretdb_binary.exists():
             raise ServiceError(f"FerretDB binary not found at {self.cfg.ferretdb_binary}; run `make setup`.")
+        # A binary built before logins were added would refuse the flag at start; say so first.
+        if b"auth-username" not in self.cfg.ferretdb_binary.read_bytes():
+            raise ServiceError(f"{self.cfg.ferretdb_binary} predates authentication; run `make setup` to rebuild it.")
 
     def command(self) -> list[str]:
         data = self.home / "data"
@@ -257,7 +314,12 @@ class FerretDB(Service):
             f"--listen-addr=127.0.0.1:{self.port}",
             f"--sqlite-url=file:{data}/",
             "--log-level=warn",
+            f"--auth-username={self.cfg.embedded_login('mongo').username}",
         ]
+
+    def environment(self) -> dict[str, str]:
+        # In the environment, not on the command line, which every local user can read.
+        return {"FERRETDB_AUTH_PASSWORD": self.cfg.embedded_login("mongo").password}
 
 
 class MLflowServer(Service):
@@ -279,12 +341,57 @@ class MLflowServer(Service):
             str(self.home / "artifacts"),
             "--workers",
             "1",
+            "--app-name",
+            "basic-auth",
         ]
 
+    @property
+    def auth_config_file(self) -> Path:
+        return self.home / "basic_auth.ini"
+
+    @property
+    def auth_db(self) -> Path:
+        return self.home / "basic_auth.db"
+
+    def prepare(self) -> None:
+        """Write the basic-auth app's config, and give an existing admin the current password.
+
+        MLflow creates its admin user from the config only when its user store is empty, and
+        ignores the password after that; a regenerated credentials file would lock us out.
+        """
+        login = self.cfg.embedded_login("mlflow")
+        self.auth_config_file.touch(mode=0o600)
+        self.auth_config_file.chmod(0o600)
+        self.auth_config_file.write_text(
+            "[mlflow]\n"
+            "default_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{self.auth_db}\n"
+            f"admin_username = {login.username}\n"
+            f"admin_password = {login.password}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Checking a password is a deliberately slow hash (PBKDF2); without the cache every
+            # request of a grid search pays it. One worker, and the password changes only here
+            # at start, so the cache cannot serve a stale login.
+            "auth_cache_ttl_seconds = 600\n"
+        )
+        if self.auth_db.exists():
+            from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+            store = SqlAlchemyStore()
+            store.init_db(f"sqlite:///{self.auth_db}")
+            if store.has_user(login.username) and not store.authenticate_user(login.username, login.password):
+                store.update_user(login.username, password=login.password)
+            store.engine.dispose()
+
     def environment(self) -> dict[str, str]:
-        # The job runner (15 background workers) serves GenAI evaluation jobs we do not use;
-        # on 2 cores it only takes CPU from Spark.
-        return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        return {
+            # The job runner (15 background workers) serves GenAI evaluation jobs we do not use;
+            # on 2 cores it only takes CPU from Spark.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_AUTH_CONFIG_PATH": str(self.auth_config_file),
+            # The basic-auth app signs its CSRF tokens with it; it must not change between workers.
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.mlflow_secret_key(self.cfg.credentials_file),
+        }
 
     def ready(self) -> bool:
         import urllib.request
@@ -313,6 +420,9 @@ def all_services(cfg: config.Config | None = None) -> dict[str, Service]:
         from lakehouse.sql_server import SqlServer  # its module imports this one
 
         services["sql"] = SqlServer("sql", int(cfg["SQL_SERVER_THRIFT_PORT"]), cfg)  # type: ignore[arg-type]
+        from lakehouse.dashboards import superset_service  # after `sql`: its dashboards query the SQL server
+
+        services["superset"] = superset_service(cfg)
     return services
 
 
@@ -371,8 +481,10 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-app = typer.Typer(help="Start, stop and inspect the embedded Kafka, FerretDB, MLflow and lakehouse SQL server.", no_args_is_help=True)
-NamesArg = typer.Argument(None, help="Services to act on: kafka, mongo, mlflow, sql (default: all embedded ones).")
+app = typer.Typer(
+    help="Start, stop and inspect the embedded Kafka, FerretDB, MLflow, lakehouse SQL server and Superset.", no_args_is_help=True
+)
+NamesArg = typer.Argument(None, help="Services to act on: kafka, mongo, mlflow, sql, superset (default: all embedded ones).")
 
 
 def _select(names: list[str] | None) -> list[Service]:

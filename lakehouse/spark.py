@@ -73,12 +73,36 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={cfg.lakehouse_dir}/derby.log -Duser.timezone=UTC",
     }
+    if cfg.spark_on_cluster:
+        conf.update(cluster_conf(cfg))
     if catalog:
         conf["spark.sql.catalogImplementation"] = "hive"
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = f"jdbc:derby:;databaseName={cfg.metastore_dir};create=true"
     else:
         conf["spark.sql.catalogImplementation"] = "in-memory"
     return conf
+
+
+def cluster_conf(cfg: config.Config) -> dict[str, str]:
+    """What a driver whose executors run elsewhere needs: the jars shipped to them, and a size for each.
+
+    ``spark.driver.extraClassPath`` only reaches the driver's JVM; executors on other
+    machines (or other processes: a standalone worker here) get the Delta and Kafka
+    connector jars through ``spark.jars``, which the driver serves and each executor
+    fetches into its work folder. ``spark.cores.max`` keeps one application (a stream,
+    the SQL server) from taking every core a standalone master has, so the others start.
+    """
+    return {
+        "spark.jars": ",".join(str(jar) for jar in spark_jars(cfg)),
+        "spark.executor.memory": str(cfg["SPARK_EXECUTOR_MEMORY"]),
+        "spark.executor.cores": str(cfg["SPARK_EXECUTOR_CORES"]),
+        "spark.cores.max": str(cfg["SPARK_CORES_MAX"]),
+        # A job's first stage waits (at most 30 s, Spark's default) for every executor asked for,
+        # instead of piling its tasks on the first to register.
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        # Executors keep UTC as the driver does (timestamps are parsed and written on them).
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    }
 
 
 # For drivers that run for days (the streaming ingest and scorer). Even with the UI off,

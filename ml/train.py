@@ -270,7 +270,9 @@ def train(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     spec = TASK_SPECS[task]
-    uri = tracking_uri or config.load().mlflow_uri
+    # Read even when a URI is given: for the embedded server, reading it hands MLflow's client the login.
+    configured = config.load().mlflow_uri
+    uri = tracking_uri or configured
     _check_tracking(uri)
     data, warmup_note = without_warmup(read_mart(task, frame, spark=spark), warmup_days)
     split = time_split(data, val_frac, test_frac)

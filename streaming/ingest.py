@@ -40,6 +40,7 @@ def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, startin
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .options(**cfg.spark_kafka_options)
         .option("subscribe", topic)
         .option("includeHeaders", "true")
         .option("startingOffsets", starting_offsets)

@@ -68,22 +68,33 @@ def make_producer(bootstrap: str | None = None, **overrides: Any):
     """A KafkaProducer with the project's settings (tests and the bench use the same)."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=bootstrap or config.load().kafka_bootstrap, **{**PRODUCER_SETTINGS, **overrides})
+    cfg = config.load()
+    return KafkaProducer(
+        bootstrap_servers=bootstrap or cfg.kafka_bootstrap, **{**cfg.kafka_client_options, **PRODUCER_SETTINGS, **overrides}
+    )
 
 
 def ensure_topic(topic: str, partitions: int | None = None, bootstrap: str | None = None) -> bool:
-    """Create ``topic`` with the configured partition count if it does not exist; True if created."""
+    """Create ``topic`` with the configured partitions and replicas if it does not exist; True if created.
+
+    An unset replication factor is -1: the brokers' ``default.replication.factor`` (one on the
+    embedded broker, three on the local cluster), so one command fits both.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     cfg = config.load()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap or cfg.kafka_bootstrap, client_id="producer-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap or cfg.kafka_bootstrap, client_id="producer-admin", **cfg.kafka_client_options)
     try:
         if topic in admin.list_topics():
             return False
         n = int(partitions or cfg["KAFKA_PARTITIONS"])  # type: ignore[arg-type]
         try:
-            admin.create_topics([NewTopic(name=topic, num_partitions=n, replication_factor=1, topic_configs=topic_configs(cfg))])
+            replicas = cfg["KAFKA_REPLICATION_FACTOR"]
+            replication_factor = -1 if replicas is None else int(replicas)  # type: ignore[call-overload]
+            admin.create_topics(
+                [NewTopic(name=topic, num_partitions=n, replication_factor=replication_factor, topic_configs=topic_configs(cfg))]
+            )
         except TopicAlreadyExistsError:
             return False
         return True
@@ -92,23 +103,26 @@ def ensure_topic(topic: str, partitions: int | None = None, bootstrap: str | Non
 
 
 def topic_configs(cfg: config.Config) -> dict[str, str]:
-    """Topic settings: a finite retention, so that an erased user's records leave Kafka.
+    """Topic settings: a finite retention, so that an erased user's records leave Kafka; the configured ``min.insync.replicas``.
 
     Kafka deletes whole log segments, so a segment is rolled at least daily (or at the
     retention, if shorter): a record then leaves within retention plus a day at most.
+    ``min.insync.replicas`` is left to the brokers unless configured.
     """
+    in_sync = cfg["KAFKA_MIN_INSYNC_REPLICAS"]
+    replicas = {} if in_sync is None else {"min.insync.replicas": str(in_sync)}
     hours = float(cfg["KAFKA_RETENTION_HOURS"])  # type: ignore[arg-type]
     if hours < 0:
-        return {"retention.ms": "-1"}
+        return {"retention.ms": "-1", **replicas}
     ms = int(hours * 3_600_000)
-    return {"retention.ms": str(ms), "segment.ms": str(min(ms, 86_400_000))}
+    return {"retention.ms": str(ms), "segment.ms": str(min(ms, 86_400_000)), **replicas}
 
 
 def topic_retention(topic: str, bootstrap: str) -> timedelta | None:
     """The topic's time retention plus one segment roll (how long a record may stay); None if unlimited."""
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="erasure-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="erasure-admin", **config.load().kafka_client_options)
     try:
         # "all": a topic without its own retention inherits the broker's, which only this filter shows
         result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")

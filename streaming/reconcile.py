@@ -43,7 +43,7 @@ class PartitionReport:
 
 def kafka_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
     """Per partition: (log start offset, end offset); records before the start were deleted by retention."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **config.load().kafka_client_options)
     try:
         parts = consumer.partitions_for_topic(topic)
         if not parts:

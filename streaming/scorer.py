@@ -424,7 +424,7 @@ def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: Se
     started = time.monotonic()
     ends = last.end_offsets[topic]
     since_ms = last.timestamp_ms - int(store.timeout_seconds * 1000)
-    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap, **cfg.kafka_client_options)
     try:
         tps = [TopicPartition(topic, p) for p in ends]
         found = consumer.offsets_for_times(dict.fromkeys(tps, max(since_ms, 0)))
@@ -438,6 +438,7 @@ def restore_state(spark: SparkSession, cfg: config.Config, topic: str, store: Se
         raw = (
             spark.read.format("kafka")
             .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+            .options(**cfg.spark_kafka_options)
             .option("assign", json.dumps({topic: sorted(ranges)}))
             .option("startingOffsets", json.dumps({topic: {str(p): s for p, (s, _) in ranges.items()}}))
             .option("endingOffsets", json.dumps({topic: {str(p): e for p, (_, e) in ranges.items()}}))
@@ -622,7 +623,7 @@ def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partitio
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka_bootstrap, **cfg.kafka_client_options)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         ends, firsts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
@@ -634,6 +635,7 @@ def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partitio
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .options(**cfg.spark_kafka_options)
         .option("subscribe", topic)
         .option("startingOffsets", json.dumps({topic: {str(tp.partition): s for tp, s in starts.items()}}))
         .option("maxOffsetsPerTrigger", per_partition * len(tps))
@@ -695,6 +697,7 @@ def start(
     raw = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .options(**cfg.spark_kafka_options)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets or str(cfg["SCORER_STARTING_OFFSETS"]))
         .option("maxOffsetsPerTrigger", int(max_offsets or cfg["SCORER_MAX_OFFSETS_PER_TRIGGER"]))

@@ -24,16 +24,65 @@ _TEST_ENV = {
     "SQL_SERVER_THRIFT_PORT": "20000",
     "SQL_SERVER_CONNECT_PORT": "25002",
     "SQL_SERVER_UI_PORT": "24040",
+    "SUPERSET_PORT": "28088",
+    "SPARK_CLUSTER_MASTER_PORT": "27077",
+    "SPARK_CLUSTER_UI_PORT": "28080",
+    "SPARK_CLUSTER_WORKER_UI_PORT": "28081",
+    # Three brokers each: 26092-26094 and controllers 26095-26097 (within one worker's step of 100).
+    "KAFKA_CLUSTER_PORT": "26092",
+    "KAFKA_CLUSTER_CONTROLLER_PORT": "26095",
     # The suite's in-process dbt runs (the `spark` fixture, dbt's `session` target) open the
     # Derby catalog themselves; tests of the SQL server use the `sql_server` fixture instead.
     "LAKEHOUSE_CATALOG": "embedded",
     "SPARK_DRIVER_MEMORY": "3g",
     "INGEST_TRIGGER_SECONDS": "1",
 }
+# `make test` runs two pytest-xdist workers. Each is a test session of its own, with its own
+# lakehouse folder, services and Spark: its ports are shifted by this much per worker.
+_WORKER_PORT_STEP = 100
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
 _TMP_ROOT = Path(tempfile.mkdtemp(prefix="lakehouse-tests-"))
 os.environ["LAKEHOUSE_DIR"] = str(_TMP_ROOT / "lakehouse")
 for _key, _value in _TEST_ENV.items():
-    os.environ.setdefault(_key, _value)
+    _value = os.environ.get(_key, _value)
+    os.environ[_key] = str(int(_value) + _WORKER * _WORKER_PORT_STEP) if _key.endswith("_PORT") else _value
+# In-process dbt runs write their manifest, compiled SQL and logs here, not into the shared
+# checkout, where two workers' runs would overwrite each other's files.
+os.environ.setdefault("DBT_TARGET_PATH", str(_TMP_ROOT / "dbt-target"))
+os.environ.setdefault("DBT_LOG_PATH", str(_TMP_ROOT / "dbt-logs"))
+
+# Test files that share one session fixture must run on one worker: the newcomer test and
+# the notebook test share the clone and its first `make run` (tests/e2e/conftest.py).
+_SHARED_FIXTURE_GROUPS = {"test_newcomer.py": "newcomer", "test_notebook.py": "newcomer"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under `make test`'s workers, a test file runs whole on one worker, so its module fixtures run once.
+
+    xdist's own `loadfile` cannot put two files together, and its `loadgroup` marks are
+    lost on this pytest (nodes no longer have the `_nodeid` it rewrites).
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return _SHARED_FIXTURE_GROUPS.get(Path(path).name, path)
+
+    config.option.loadscopereorder = False  # files go out in the order below, not by their number of tests
+    return _ByFile(config, log)
+
+
+def _run_order(item: pytest.Item) -> int:
+    """The longest files first, so the two workers end together: the newcomer's, then end-to-end, integration, unit."""
+    if item.path.name in _SHARED_FIXTURE_GROUPS:
+        return 0
+    return {"e2e": 1, "integration": 2}.get(item.path.parent.name, 3)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_run_order)  # stable: a file's tests keep their order
+
 
 from lakehouse import config, services  # noqa: E402  (after the environment is set)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the embedded FerretDB (setup/ferretdb/main.go) into $1/bin, from the Go module proxy,
-# with the patches in this folder applied to FerretDB v1.24.2. Both fix SQLite-backend bugs
+# with the patches in this folder applied to FerretDB v1.24.2. The first two fix SQLite-backend bugs
 # that made the session mirror slow and then stuck; neither changes what a command returns.
 #
 # sqlite-id-index.patch: upstream looks documents up by `_ferretdb_sjson->'$._id'`, while
@@ -11,6 +11,9 @@
 # update-close-query.patch: an `update` command kept the query of every matched document
 #   open until the command ended; each holds one of the 100 pooled SQLite connections,
 #   so a bulk write with 100+ updates of existing documents hung until the client timed out.
+# auth.patch: exposes FerretDB's own SCRAM authentication (upstream's experimental
+#   `--test-enable-new-auth`) to the embeddable package, and sets the one user's password at
+#   every start instead of only when its database is first created (so a new password takes).
 #
 # How: the FerretDB module is copied out of the Go module cache, patched, and used in
 # place of the proxy's copy through a Go workspace file (no edit to go.mod).

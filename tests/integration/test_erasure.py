@@ -152,10 +152,10 @@ def test_erase_user_leaves_nothing_in_any_store_and_keeps_everyone_else(spark, c
     from kafka import KafkaConsumer, TopicPartition
     from kafka.admin import KafkaAdminClient
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka)
+    consumer = KafkaConsumer(bootstrap_servers=kafka, **cfg.kafka_client_options)
     ends = consumer.end_offsets([TopicPartition(tmp_topic, p) for p in consumer.partitions_for_topic(tmp_topic)])
     consumer.close()
-    admin = KafkaAdminClient(bootstrap_servers=kafka)
+    admin = KafkaAdminClient(bootstrap_servers=kafka, **cfg.kafka_client_options)
     admin.delete_records({tp: end // 2 for tp, end in ends.items()})
     admin.close()
     reports = reconcile.reconcile(spark, cfg, tmp_topic)

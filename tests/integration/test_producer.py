@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse import config
 from streaming.events import CSV_COLUMNS
 from streaming.producer import produce_file, produce_records
 from streaming.rees46 import iter_raw_records
@@ -19,7 +20,12 @@ def _consume(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0)
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5_000
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5_000,
+        **config.load().kafka_client_options,
     )
     out: list = []
     import time

@@ -63,10 +63,10 @@ def _produce(bootstrap: str, topic: str, payloads: list[bytes], partitions: int 
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **config.load().kafka_client_options)
     admin.create_topics([NewTopic(topic, partitions, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **config.load().kafka_client_options)
     for i, p in enumerate(payloads):
         producer.send(topic, key=str(i).encode(), value=p)
     producer.flush()
@@ -79,7 +79,8 @@ def test_kafka_to_delta_stream_is_exactly_once_across_restarts(spark, kafka, tmp
     target, checkpoint = str(tmp_path / "sink"), str(tmp_path / "ckpt")
 
     def run_once() -> None:
-        stream = spark.readStream.format("kafka").option("kafka.bootstrap.servers", kafka).option("subscribe", tmp_topic)
+        stream = spark.readStream.format("kafka").option("kafka.bootstrap.servers", kafka).options(**config.load().spark_kafka_options)
+        stream = stream.option("subscribe", tmp_topic)
         df = stream.option("startingOffsets", "earliest").load().selectExpr("cast(value as string) as v", "partition", "offset")
         query = df.writeStream.format("delta").option("checkpointLocation", checkpoint).trigger(availableNow=True).start(target)
         query.awaitTermination(300)

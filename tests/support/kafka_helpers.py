@@ -8,13 +8,14 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from lakehouse import config
 from streaming import events
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **config.load().kafka_client_options)
     try:
         admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
@@ -25,7 +26,7 @@ def send_raw(bootstrap: str, topic: str, payloads: Iterable[tuple[bytes | None, 
     """Send (key, value) pairs untouched (malformed ones included); returns the count."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **config.load().kafka_client_options)
     n = 0
     for key, value in payloads:
         producer.send(topic, key=key, value=value)

@@ -11,8 +11,11 @@ from pathlib import Path
 from lakehouse import config
 
 
-def start_module(module: str, args: list[str], log_file: Path) -> subprocess.Popen:
-    """``python -m module args`` from the repository root, in its own process group, output to log_file."""
+def start_module(module: str, args: list[str], log_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m module args`` from the repository root, in its own process group, output to log_file.
+
+    ``env``: the whole environment of the process (default: this one's), e.g. with a setting changed.
+    """
     with open(log_file, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
@@ -20,6 +23,7 @@ def start_module(module: str, args: list[str], log_file: Path) -> subprocess.Pop
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 

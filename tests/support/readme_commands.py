@@ -33,6 +33,9 @@ RUN_IN_CLONE: tuple[str, ...] = (
     ".venv/bin/python -m streaming.session_store",
     ".venv/bin/python -m streaming.session_admin export --format jsonl -o sessions.jsonl",
     ".venv/bin/python -m streaming.session_admin history 512",
+    "make dashboards",
+    ".venv/bin/python -m lakehouse.dashboards login",
+    ".venv/bin/python -m lakehouse.services stop superset",
     "make services-stop",
 )
 
@@ -59,6 +62,20 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python -m streaming.session_admin vacuum": "test_erasure (integration) runs it after an erasure",
     ".venv/bin/python -m streaming.session_admin reprocess --start 2019-11-01 --end 2019-11-02": "test_scorer_admin runs reprocess",
     ".venv/bin/python -m streaming.session_admin reprocess --from-export sessions.jsonl": "test_scorer_admin runs reprocess from an export",
+    "make cluster-start": "test_spark_cluster (e2e) starts the cluster through the same lakehouse.cluster code, on test ports",
+    "export SPARK_MASTER=spark://127.0.0.1:7077": "test_spark_cluster (e2e) sets SPARK_MASTER to its cluster's URL for each job",
+    ".venv/bin/python -m lakehouse.services stop sql": "test_spark_cluster (e2e) stops its SQL server through the same Service",
+    ".venv/bin/python -m streaming.ingest --available-now": "test_spark_cluster (e2e) and test_ingest_kill9 (e2e) run it",
+    "make cluster-status": "prints the master's status; test_spark_cluster (e2e) reads the same /json and REST pages",
+    "make cluster-stop": "test_spark_cluster (e2e) stops the cluster through the same lakehouse.cluster code",
+    ".venv/bin/python -m bench.bench_cluster --events 200000": "a benchmark of minutes; its figures are in the README",
+    ".venv/bin/python -m lakehouse.cluster start kafka": "test_kafka_cluster (e2e) starts the brokers through the same lakehouse.cluster code",
+    "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19192,127.0.0.1:19193,127.0.0.1:19194": (
+        "test_kafka_cluster (e2e) sets KAFKA_BOOTSTRAP_SERVERS to its brokers for the producer and the ingest"
+    ),
+    ".venv/bin/python -m lakehouse.services stop kafka": "test_services stops a broker through the same Service code",
+    ".venv/bin/python -m lakehouse.cluster status kafka": "prints the brokers' PID files' state; test_kafka_cluster (e2e) reads the same PIDs",
+    ".venv/bin/python -m lakehouse.cluster stop kafka": "test_kafka_cluster (e2e) stops the brokers through the same lakehouse.cluster code",
 }
 
 # Commands the programs print as advice (in errors and summaries), as printed, and how the
@@ -68,7 +85,22 @@ PROGRAM_HINTS: dict[str, str | tuple[None, str]] = {
     "python -m lakehouse.config": ".venv/bin/python -m lakehouse.config",
     "python -m lakehouse.services start mlflow": ".venv/bin/python -m lakehouse.services start mlflow",
     "python -m lakehouse.services start sql": ".venv/bin/python -m lakehouse.services start sql",
+    "make cluster-start": (None, "lakehouse.cluster status's advice; test_spark_cluster (e2e) starts the cluster with its code"),
+    "python -m lakehouse.cluster start": (
+        None,
+        "named in the cluster settings' help; test_spark_cluster (e2e) starts the cluster with its code",
+    ),
+    "python -m lakehouse.services stop sql": (
+        None,
+        "lakehouse.cluster start's advice; test_spark_cluster (e2e) stops a SQL server the same way",
+    ),
+    "python -m lakehouse.services stop kafka": (
+        None,
+        "lakehouse.cluster start's advice (frees the unused embedded broker); test_services stops a broker through the same Service",
+    ),
     "make services-start": "make services-start",
+    "make superset": "make superset",
+    "make dashboards": "make dashboards",
     "dbt run": ".venv/bin/dbt run",
     "dbt run --select {spec.dbt_select}": ".venv/bin/dbt run --select +fct_purchase_intent_features",
     "dbt compile": ".venv/bin/dbt compile",

@@ -54,6 +54,7 @@ def test_dbt_talks_thrift_to_the_sql_server_by_default():
         "127.0.0.1",
         int(config.load({})["SQL_SERVER_THRIFT_PORT"]),
     )
+    assert int(server["threads"]) == config.load({})["DBT_THREADS"]
 
 
 def test_the_catalog_setting_chooses_the_target():
