@@ -60,12 +60,18 @@ def _generate() -> dict[str, object]:
     return {**logins, **{key: secrets.token_urlsafe(48) for key in _KEYS}}
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (passwords, secret keys, configs that hold them)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
+
+
 def _create(path: Path) -> None:
     """Write a new file atomically: a concurrent first start must not read half a file or two passwords."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(_generate(), fh, indent=2)
+    write_private(tmp, json.dumps(_generate(), indent=2))
     try:
         os.link(tmp, path)  # fails if another process created it first; then theirs is kept
     except FileExistsError:

@@ -50,11 +50,6 @@ def _uuid(kind: str, name: str) -> str:
 # -- credentials -----------------------------------------------------------------------------
 
 
-def credentials_file(cfg: config.Config) -> Path:
-    """The owner-only file holding every embedded service's login, Superset's included (lakehouse.credentials)."""
-    return cfg.credentials_file
-
-
 def credentials(cfg: config.Config) -> dict[str, str]:
     """The admin login and the ``SECRET_KEY``, random per lakehouse folder (lakehouse.credentials).
 
@@ -67,14 +62,6 @@ def credentials(cfg: config.Config) -> dict[str, str]:
         "password": admin.password,
         "secret_key": lakehouse_credentials.superset_secret_key(cfg.credentials_file),
     }
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it holds the secret key)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -131,7 +118,7 @@ class Superset(Service):
     def prepare(self) -> None:
         """Config, metadata database and admin on the first start; the dashboards of the repository on every start."""
         creds = credentials(self.cfg)
-        _write_private(self.config_file, superset_config(self.home, creds["secret_key"]))
+        lakehouse_credentials.write_private(self.config_file, superset_config(self.home, creds["secret_key"]))
         marker = self.home / "initialised"
         if not marker.exists():
             self.superset("db", "upgrade")
@@ -176,7 +163,7 @@ class Superset(Service):
             return False
 
     def endpoints(self) -> str:
-        return f"{url(self.cfg)}, login in {credentials_file(self.cfg)}"
+        return f"{url(self.cfg)}, login in {self.cfg.credentials_file}"
 
 
 def superset_config(home: Path, secret_key: str) -> str:
@@ -474,7 +461,7 @@ def superset_service(cfg: config.Config) -> Superset:
 def login_lines(cfg: config.Config) -> list[str]:
     """Where the dashboards are and how to log in, for ``make run``'s summary and ``start``."""
     creds = credentials(cfg)  # the password stays in its file: this output is pasted into issues
-    return [f"dashboards (Apache Superset): {url(cfg)}/dashboard/list/ (login `{creds['username']}`, password in {credentials_file(cfg)})"]
+    return [f"dashboards (Apache Superset): {url(cfg)}/dashboard/list/ (login `{creds['username']}`, password in {cfg.credentials_file})"]
 
 
 app = typer.Typer(help="Apache Superset with the lakehouse's dashboards (dashboards/*.yaml), on 127.0.0.1.", no_args_is_help=True)

@@ -124,7 +124,7 @@ def test_dashboards_render_and_show_the_marts(
         counts = _chart_counts()
         order = [s for s in counts if s != "live-scoring"] + ["live-scoring"]  # the live one last: it stays open
         browser = subprocess.Popen(
-            [str(superset.venv / "bin" / "python"), str(BROWSER), dashboards.url(cfg), str(dashboards.credentials_file(cfg)),
+            [str(superset.venv / "bin" / "python"), str(BROWSER), dashboards.url(cfg), str(cfg.credentials_file),
              str(SCREENSHOTS), *(f"{s}:{counts[s]}" for s in order), "--watch", f"live-scoring:Predictions:{WATCH_S}:>{first}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

@@ -67,8 +67,8 @@ def test_credentials_are_generated_once_and_owner_only(tmp_path):
     first = dashboards.credentials(cfg)
     assert first == dashboards.credentials(cfg)
     assert len(first["password"]) >= 16 and len(first["secret_key"]) >= 32
-    assert stat.S_IMODE(dashboards.credentials_file(cfg).stat().st_mode) == 0o600
+    assert stat.S_IMODE(cfg.credentials_file.stat().st_mode) == 0o600
     other = dashboards.credentials(config.load({"LAKEHOUSE_DIR": str(tmp_path / "other")}))
     assert other["password"] != first["password"]  # random per lakehouse, never a default
     line = dashboards.login_lines(cfg)[0]
-    assert first["password"] not in line and str(dashboards.credentials_file(cfg)) in line
+    assert first["password"] not in line and str(cfg.credentials_file) in line
