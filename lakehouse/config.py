@@ -175,7 +175,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("INGEST_STARTING_OFFSETS", "earliest", "Where a new ingest query starts: `earliest` or `latest`."),
-    Setting("SCORER_TRIGGER_SECONDS", "1", "Micro-batch trigger interval of the streaming scorer (seconds, may be fractional).", float),
+    Setting(
+        "SCORER_TRIGGER_SECONDS",
+        "0.5",
+        "Micro-batch trigger interval of the streaming scorer (seconds, may be fractional); half a second keeps p95 latency under 1 s at 2,000 events/s (README, Benchmarks).",
+        float,
+    ),
     Setting("SCORER_MAX_OFFSETS_PER_TRIGGER", "50000", "Upper bound of Kafka records the scorer reads per micro-batch.", int),
     Setting("SCORER_STARTING_OFFSETS", "latest", "Where a new scorer query starts: `earliest` or `latest`."),
     Setting("SCORER_MODEL_REFRESH_SECONDS", "30", "How often the scorer checks the registry for a new `champion`.", int),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.feature_contract import SESSION_COUNT_PREFIXES, USER_SHARE_PREFIXES, cart_feature, category_of_target
+from ml.feature_contract import SESSION_COUNT_PREFIXES, UNKNOWN_CATEGORY, USER_SHARE_PREFIXES, cart_feature, category_of_target
 
 
 def purchase_baselines(train: pd.DataFrame, frame: pd.DataFrame, label: str) -> dict[str, np.ndarray]:
@@ -92,7 +92,7 @@ def live_last_viewed(features: pd.DataFrame, categories: list[str], exclude_seen
     yet) the session's own are left out. ``unknown`` is never recommended. Scores are
     shares (a ranking, not a calibrated probability).
     """
-    cats = [c for c in categories if c != "unknown"]
+    cats = [c for c in categories if c != UNKNOWN_CATEGORY]
     columns = list(features.columns)
     counts_prefix = _family(columns, cats, SESSION_COUNT_PREFIXES)
     share_prefix = _family(columns, cats, USER_SHARE_PREFIXES)

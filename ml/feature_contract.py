@@ -41,6 +41,7 @@ CATEGORIES: tuple[str, ...] = (
     "stationery",
     "unknown",
 )
+UNKNOWN_CATEGORY = CATEGORIES[-1]  # no category_code: never a recommendation or a training target
 # Optional feature families the category baseline "what this user viewed last" reads:
 # in-session counts so far, then the user's prior shares. Both spellings are accepted
 # (the brief's and the dbt mart's `f_so_far_<c>` / `f_prior_share_<c>`); first match wins.

@@ -31,6 +31,7 @@ from ml.feature_contract import (
     PURCHASE_LABEL,
     TASK_SPECS,
     TASKS,
+    UNKNOWN_CATEGORY,
     MartError,
     cart_feature,
     category_of_target,
@@ -85,7 +86,6 @@ def _check_tracking(uri: str) -> None:
 # categories have no history yet, so every history feature is zero there and nowhere
 # else; kept in, they shift the feature distribution between train and test.
 HISTORY_WARMUP_DAYS = 1
-UNKNOWN_CATEGORY = "unknown"
 
 
 def without_warmup(frame: pd.DataFrame, days: int) -> tuple[pd.DataFrame, str]:

@@ -6,6 +6,9 @@ Thrift. Checked: both applications executed tasks on executors of both workers (
 ingest's event log, the SQL server's REST API), the executors got the Delta and Kafka
 jars through ``spark.jars`` (fetched into their work folders, not on their command
 line), reconciliation is exact, and the marts built on the cluster hold every event.
+Then the streaming scorer, a third application, reads the same topic on the cluster's
+executors and writes predictions. (Training's Spark work is queries of the SQL server,
+which runs on the cluster here.)
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from lakehouse.cluster import SparkWorker, cluster_services, start_cluster, stop
 from streaming import reconcile
 from streaming.bronze import BronzePaths
 from streaming.events import CSV_COLUMNS
+from streaming.predictions import predictions_path
+from streaming.scorer import status_path
+from tests.integration.dbt_support import synthetic_events
+from tests.integration.test_scorer_helpers import register_models, wait_for
 from tests.support.kafka_helpers import create_topic, sample_payloads, send_raw
+from tests.support.processes import start_module, terminate
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -62,7 +70,9 @@ def cluster(cfg: config.Config, kafka: str, tmp_path_factory: pytest.TempPathFac
         stop_cluster(cluster_cfg)
 
 
-def test_ingest_and_dbt_run_on_two_workers_with_exact_reconciliation(spark, cluster, kafka, tmp_topic, sample_csv, tmp_path):
+def test_ingest_dbt_and_scorer_run_on_two_workers_with_exact_reconciliation(
+    spark, cluster, kafka, mlflow_uri, tmp_topic, sample_csv, tmp_path
+):
     cluster_cfg, env = cluster
     workers = [svc for svc in cluster_services(cluster_cfg) if isinstance(svc, SparkWorker)]
     assert len(workers) == 2
@@ -129,12 +139,40 @@ def test_ingest_and_dbt_run_on_two_workers_with_exact_reconciliation(spark, clus
         staged = connect_session("test-cluster", cluster_cfg).table("analytics.stg_bronze__events").count()
         bronze = spark.read.format("delta").load(str(BronzePaths.from_config(cluster_cfg).events))
         assert staged == bronze.filter(F.col("kafka_topic") == tmp_topic).select(*CSV_COLUMNS).distinct().count() > 600
+
+        # 5. The scorer runs on the cluster too: its Kafka reads are executor tasks, and its predictions land.
+        _scores_on_the_cluster(spark, cluster_cfg, env, mlflow_uri, tmp_topic, tmp_path, {w.ui_url for w in workers})
     finally:
         from lakehouse.spark import close_connect_sessions
 
         server_start.join()
         close_connect_sessions()
         sql.stop()
+
+
+def _scores_on_the_cluster(
+    spark, cluster_cfg: config.Config, env: dict[str, str], mlflow_uri: str, topic: str, tmp_path: Path, workers: set[str]
+) -> None:
+    register_models(mlflow_uri, synthetic_events(n_users=30, days=1, seed=1), seed=0)
+    events_dir = tmp_path / "scorer-eventlog"
+    events_dir.mkdir()
+    scorer_env = {
+        **env,
+        "PYSPARK_SUBMIT_ARGS": _event_log_args(events_dir),
+        "SCORER_STARTING_OFFSETS": "earliest",
+        "SCORER_TRIGGER_SECONDS": "1",
+    }
+    scorer = start_module("streaming.scorer", ["--topic", topic], tmp_path / "scorer.log", env=scorer_env)
+    try:
+        wait_for(
+            lambda: status_path(cluster_cfg, topic).exists(), timeout=300, what=f"the scorer's first batch (see {tmp_path / 'scorer.log'})"
+        )
+        table = str(predictions_path(cluster_cfg))
+        wait_for(lambda: spark.read.format("delta").load(table).count() > 0, timeout=120, what="predictions from the cluster")
+    finally:
+        terminate(scorer)
+    (log,) = [p for p in events_dir.iterdir() if p.name.startswith("app-")]
+    assert set(_tasks_by_worker(log)) <= workers and _tasks_by_worker(log), _tasks_by_worker(log)
 
 
 def _event_log_args(folder: Path) -> str:

@@ -45,7 +45,7 @@ def register_models(tracking_uri: str, events: pd.DataFrame, *, seed: int = 0, p
     from sklearn.linear_model import LogisticRegression
 
     from ml import registry
-    from ml.feature_contract import CATEGORIES
+    from ml.feature_contract import CATEGORIES, UNKNOWN_CATEGORY
     from ml.models import CategoryTop3Model, ModelConfig, PerLabelClassifier, PurchaseIntentModel
     from streaming.session_features import PriorHistory, features_for_events
 
@@ -54,11 +54,12 @@ def register_models(tracking_uri: str, events: pd.DataFrame, *, seed: int = 0, p
     rng = np.random.default_rng(seed)
     X = feats[names].to_numpy(float)
     y = ((feats["f_has_cart"] > 0) | (rng.random(len(feats)) < 0.2)).astype(int).to_numpy()
-    Y = (rng.random((len(feats), len(CATEGORIES))) < 0.3).astype(int)
+    labels = [c for c in CATEGORIES if c != UNKNOWN_CATEGORY]  # as training does: unknown is never a target
+    Y = (rng.random((len(feats), len(labels))) < 0.3).astype(int)
     Y[:, 0] = 1
     Y[0, 0] = 0
     purchase = PurchaseIntentModel(LogisticRegression(max_iter=500, C=0.5 + seed).fit(X, y), names, 0.5)
-    category = CategoryTop3Model(PerLabelClassifier(ModelConfig("logreg", {"C": 1.0}), seed).fit(X, Y), names, list(CATEGORIES))
+    category = CategoryTop3Model(PerLabelClassifier(ModelConfig("logreg", {"C": 1.0}), seed).fit(X, Y), names, labels)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("scorer-tests")
     client = MlflowClient(tracking_uri)
