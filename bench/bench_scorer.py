@@ -18,13 +18,19 @@ prediction within 30 s of the end, and the load average before and after (the fi
 move with whatever else the machine runs).
 
 Usage: ``python -m bench.bench_scorer [--rates 500,2000] [--seconds 150] [--trigger-seconds 1] [--cold-start]``
-(starts the embedded services if needed; registers small demo champions if none).
+
+It runs in a lakehouse folder of its own (a temporary ``LAKEHOUSE_DIR``, removed at the
+end): the embedded services it starts there, the small demo champions it registers and
+the predictions it writes never touch your lakehouse. Stop your own services first (the
+bench's take the same ports).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -212,12 +218,29 @@ def main(
     seed: int = typer.Option(3),
 ) -> None:
     """Measure produce-to-prediction latency (p50/p95/p99) of the streaming scorer at fixed rates."""
+    lake = Path(tempfile.mkdtemp(prefix="bench-scorer-"))
+    os.environ["LAKEHOUSE_DIR"] = str(lake)  # the scorer and producer processes inherit it, and every config.load() here reads it
     cfg = config.load()
-    trigger = float(cfg["SCORER_TRIGGER_SECONDS"] if trigger_seconds is None else trigger_seconds)
-    for name in ("kafka", "mongo", "mlflow"):
-        svc = services.all_services(cfg).get(name)
-        if svc is not None:
+    embedded = [svc for name in ("kafka", "mongo", "mlflow") if (svc := services.all_services(cfg).get(name)) is not None]
+    measured = False
+    try:
+        for svc in embedded:
             svc.start()
+        _measure(cfg, rates, seconds, trigger_seconds, cold_start, lead_seconds, seed)
+        measured = True
+    finally:
+        for svc in reversed(embedded):
+            svc.stop()
+        if measured:
+            shutil.rmtree(lake, ignore_errors=True)
+        else:
+            print(f"the bench's lakehouse, with the scorer's logs, is kept: {lake}", flush=True)
+
+
+def _measure(
+    cfg: config.Config, rates: str, seconds: int, trigger_seconds: float | None, cold_start: bool, lead_seconds: float, seed: int
+) -> None:
+    trigger = float(cfg["SCORER_TRIGGER_SECONDS"] if trigger_seconds is None else trigger_seconds)
     from mlflow.tracking import MlflowClient
 
     try:
