@@ -35,7 +35,7 @@ from pathlib import Path
 import typer
 
 from lakehouse import config
-from lakehouse.services import Kafka, Service, ServiceError, _kafka_cluster_id, require_java
+from lakehouse.services import Kafka, Service, ServiceError, _kafka_cluster_id, print_states, require_java
 from lakehouse.sql_server import pyspark_home
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -326,27 +326,17 @@ def stop(parts: list[str] | None = PartsArg) -> None:
         typer.echo(f"{svc.name}: {'stopped' if was_running else 'was not running'}")
 
 
-def _service_lines(services: list[Service]) -> bool:
-    """Print each service's state; whether any is down."""
-    down = False
-    for svc in services:
-        pid = svc.pid()
-        down |= pid is None
-        typer.echo(f"{svc.name}: {f'running (pid {pid}, {svc.endpoints()}, log {svc.log_file})' if pid else 'stopped'}")
-    return down
-
-
 @app.command()
 def status(parts: list[str] | None = PartsArg) -> None:
     """Show the master, workers and applications, and the Kafka brokers; exit 1 if any is down."""
     cfg = config.load()
     chosen = _parts(parts)
-    down = _service_lines(kafka_cluster_services(cfg)) if "kafka" in chosen else False
+    down = print_states(kafka_cluster_services(cfg)) if "kafka" in chosen else False
     if down:
         typer.echo("a Kafka broker is down; start the brokers with `make cluster-start` (a running one is left alone)")
     if "spark" not in chosen:
         raise typer.Exit(1 if down else 0)
-    down |= _service_lines(cluster_services(cfg))
+    down |= print_states(cluster_services(cfg))
     try:
         state = master_status(cfg)
     except OSError:

@@ -487,6 +487,17 @@ app = typer.Typer(
 NamesArg = typer.Argument(None, help="Services to act on: kafka, mongo, mlflow, sql, superset (default: all embedded ones).")
 
 
+def print_states(svcs: list[Service]) -> bool:
+    """Print each service's state (pid, endpoints, log, or stopped); whether any is down."""
+    down = False
+    for svc in svcs:
+        pid = svc.pid()
+        state = f"running (pid {pid}, {svc.endpoints()}, log {svc.log_file})" if pid else "stopped"
+        down |= pid is None
+        typer.echo(f"{svc.name}: {state}")
+    return down
+
+
 def _select(names: list[str] | None) -> list[Service]:
     services = all_services()
     unknown = set(names or []) - set(services)
@@ -517,13 +528,7 @@ def stop(names: list[str] | None = NamesArg) -> None:
 @app.command()
 def status(names: list[str] | None = NamesArg) -> None:
     """Show which services run; exit 1 if any is down."""
-    down = False
-    for svc in _select(names):
-        pid = svc.pid()
-        state = f"running (pid {pid}, {svc.endpoints()}, log {svc.log_file})" if pid else "stopped"
-        down |= pid is None
-        typer.echo(f"{svc.name}: {state}")
-    raise typer.Exit(1 if down else 0)
+    raise typer.Exit(1 if print_states(_select(names)) else 0)
 
 
 def main() -> None:
