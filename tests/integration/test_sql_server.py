@@ -129,3 +129,16 @@ def test_a_table_made_through_thrift_is_seen_through_connect(on_sql_server: conf
     )
     spark = get_spark("test-sql-server", catalog=True, cfg=on_sql_server)
     assert sorted(r.id for r in spark.table("default.made_by_beeline").collect()) == [1, 2]
+
+
+def test_hive_function_registry_loads_on_the_servers_classpath(spark):
+    """The Thrift server's session close can be the first to load Hive's function registry.
+
+    The registry names a UDTF built on LLAP's signer, whose jars the pyspark wheel leaves
+    out: without them a `dbt test` over Thrift failed now and then on closing a session
+    (NoClassDefFoundError LlapSigner$Signable). The server starts with the same
+    ``spark.driver.extraClassPath`` as this session (lakehouse.spark.spark_conf).
+    """
+    registry = spark._jvm.org.apache.hadoop.hive.ql.exec.FunctionRegistry
+    names = set(registry.getFunctionNames())
+    assert {"get_splits", "upper", "explode"} <= names
