@@ -59,6 +59,9 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         "spark.sql.adaptive.enabled": "true",
         # Delta rebuilds table state with 50 tasks by default: on 2 cores that is most of a small batch.
         "spark.databricks.delta.snapshotPartitions": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
+        # File listings (Delta's VACUUM, partition discovery) run as a job of this many tasks, not
+        # Spark's default 10,000, which made a VACUUM of a small table mostly task overhead.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",  # erasure lowers it for its own VACUUM only
         # Local disk only: Hadoop's file:// client keeps a hidden .crc beside every file it
