@@ -209,7 +209,7 @@ def tombstone_bronze(spark, cfg: config.Config, user_id: int, now: datetime) -> 
     from pyspark.sql import functions as F
 
     from streaming import events
-    from streaming.bronze import BronzePaths
+    from streaming.bronze import BronzePaths, ensure_tables
 
     paths = BronzePaths.from_config(cfg)
     if not (paths.events / "_delta_log").is_dir():
@@ -219,6 +219,7 @@ def tombstone_bronze(spark, cfg: config.Config, user_id: int, now: datetime) -> 
     found = rows.count()
     if not found:
         return StoreReceipt("bronze events", 0, 0)
+    ensure_tables(spark, paths)  # bronze loaded by other means may have no quarantine table yet
     keep = {*_ORIGIN, "kafka_timestamp"}
     tombstones = rows.select(
         *[
