@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -113,6 +114,29 @@ def _ready_time(log_path: Path) -> pd.Timestamp:
             local = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
             return pd.Timestamp(local, unit="s")
     raise RuntimeError(f"no ready line in {log_path}")
+
+
+_BATCH_LINE = re.compile(r"batch \d+: (\d+) events.* (\d+\.\d+)s \((.*)\)$")
+
+
+def stage_seconds(log_path: Path) -> dict[str, float]:
+    """Mean seconds per batch in each stage the scorer logs (read, state, score, delta, outbox), over batches with events.
+
+    Where a batch's time goes is what to work on when latency grows; the figures are the
+    scorer's own log lines (``Scorer.handle``), so the bench and production read the same clock.
+    """
+    laps: dict[str, list[float]] = {}
+    sizes: list[int] = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = _BATCH_LINE.search(line)
+        if not m or int(m.group(1)) == 0:
+            continue
+        sizes.append(int(m.group(1)))
+        laps.setdefault("total", []).append(float(m.group(2)))
+        for name, sec in re.findall(r"(\w+) (\d+\.\d+)s", m.group(3)):
+            laps.setdefault(name, []).append(float(sec))
+    out = {f"batch_{k}_s": round(float(np.mean(v)), 3) for k, v in laps.items()}
+    return {"batches": len(sizes), "batch_events_mean": round(float(np.mean(sizes))) if sizes else 0, **out}
 
 
 def _load() -> str:
@@ -204,6 +228,7 @@ def run_rate(cfg: config.Config, rate: int, seconds: int, trigger: float, seed: 
         "caught_up_within_30s": caught_up if ends else None,
         "sessions_waited_for": len(ends),
         "mongo_batches_behind_at_stop": backlog,
+        **stage_seconds(log_path),
         "load_avg_before": load_before,
         "load_avg_after": _load(),
     }

@@ -71,33 +71,65 @@ def frame_events(frame: pd.DataFrame) -> Iterator[tuple[str, bytes, CompactEvent
     The state key is the frame's ``state_key`` (the session, or ``nosession-<user>`` for
     events without one: those are split into dbt sessions by the 30-minute gap later).
 
-    The event id is the one :func:`streaming.session_features.normalise` computes (the
-    staging model's), kept as its 32-byte digest: half the memory of the hex string,
-    and the same order.
+    The event id is the staging model's, kept as its 32-byte digest: half the memory of
+    the hex string, and the same order. ``typed_events`` computes it in the JVM
+    (``event_digest``), where the rows are also already typed and cleaned by the
+    ingest's validation, so each row becomes its tuple directly; a frame without that
+    column (built by hand) goes through :func:`streaming.session_features.normalise`.
     """
     if frame.empty:
         return
-    columns = [frame[c] for c in CSV_COLUMNS]
-    columns[0] = frame["event_time"].to_numpy(dtype="datetime64[us]").tolist()  # datetime.datetime objects
     keys = frame["state_key"].tolist()
     kafka_ns = frame["kafka_timestamp"].to_numpy(dtype="datetime64[ns]").astype("int64").tolist()
+    if "event_digest" in frame.columns:
+        yield from zip(keys, frame["event_digest"].tolist(), _compact_columns(frame), kafka_ns, strict=True)
+        return
+    columns = [frame[c] for c in CSV_COLUMNS]
+    columns[0] = frame["event_time"].to_numpy(dtype="datetime64[us]").tolist()  # datetime.datetime objects
     lists = [c if isinstance(c, list) else c.tolist() for c in columns]
-    intern = sys.intern
     for key, values, kts in zip(keys, zip(*lists, strict=True), kafka_ns, strict=True):
         e = normalise(dict(zip(CSV_COLUMNS, values, strict=True)))
-        code, brand = e["category_code"], e["brand"]
-        compact: CompactEvent = (
-            e["event_time"],
-            intern(e["event_type"]),
-            e["product_id"],
-            e["category_id"],
-            None if code is None else intern(code),  # a catalogue's worth of distinct values: shared, not copied
-            None if brand is None else intern(brand),
-            e["price"],
-            e["user_id"],
-            e["user_session"],
-        )
-        yield key, bytes.fromhex(e["event_id"]), compact, kts
+        yield key, bytes.fromhex(e["event_id"]), _compact(e), kts
+
+
+def _interned(values: list) -> list:
+    """Strings shared, not copied: a catalogue's worth of distinct codes, brands and types across millions of events."""
+    intern = sys.intern
+    return [None if v is None else intern(v) for v in values]
+
+
+def _compact_columns(frame: pd.DataFrame) -> Iterator[CompactEvent]:
+    """The nine fields of each row of a validated frame (typed, blanks already null) as compact tuples."""
+    times = frame["event_time"].to_numpy(dtype="datetime64[us]").tolist()  # datetime.datetime objects
+    strings = {c: _interned(frame[c].tolist()) for c in ("event_type", "category_code", "brand")}
+    return zip(
+        times,
+        strings["event_type"],
+        frame["product_id"].tolist(),
+        frame["category_id"].tolist(),
+        strings["category_code"],
+        strings["brand"],
+        frame["price"].astype(float).tolist(),
+        frame["user_id"].tolist(),
+        frame["user_session"].tolist(),
+        strict=True,
+    )
+
+
+def _compact(e: dict) -> CompactEvent:
+    intern = sys.intern
+    code, brand = e["category_code"], e["brand"]
+    return (
+        e["event_time"],
+        intern(e["event_type"]),
+        e["product_id"],
+        e["category_id"],
+        None if code is None else intern(code),
+        None if brand is None else intern(brand),
+        e["price"],
+        e["user_id"],
+        e["user_session"],
+    )
 
 
 def event_dict(eid: bytes, ev: CompactEvent) -> dict:

@@ -74,6 +74,36 @@ def event_id(e: dict) -> str:
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
 
 
+def event_digest_column():
+    """The staging model's ``event_id`` as a Spark column of its 32 raw bytes (the expression of ``stg_bronze__events``).
+
+    The scorer takes each event's id from here, computed in the JVM with the batch's
+    validation, instead of :func:`event_id` per event in Python; both are the same
+    sha256 over the same text (a unit of ``test_scorer_event_id`` holds them equal).
+    """
+    from pyspark.sql import functions as F
+
+    def text(c: str):
+        return F.col(c).cast("string")
+
+    def nullable(c: str):
+        return F.coalesce(F.col(c), F.lit("\\N"))
+
+    joined = F.concat_ws(
+        "|",
+        text("event_time"),
+        F.col("event_type"),
+        text("product_id"),
+        text("category_id"),
+        nullable("category_code"),
+        nullable("brand"),
+        text("price"),
+        text("user_id"),
+        nullable("user_session"),
+    )
+    return F.unhex(F.sha2(joined, 256))
+
+
 def category_top(code: str | None) -> str:
     if not code:
         return "unknown"

@@ -44,6 +44,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import bson
@@ -64,6 +65,8 @@ _EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
 
 
 def _dt(v):
+    if type(v) is datetime:  # the events' own times: already what BSON stores
+        return v
     return None if v is None or pd.isna(v) else pd.Timestamp(v).to_pydatetime()
 
 

@@ -168,9 +168,8 @@ def _shape_inputs(text: Column) -> list[Column]:
     Spark evaluates a CASE branch only for the rows that take it, and these columns are
     their own projection, so no later rule computes them again.
     """
-    brackets = F.length(text) - F.length(F.translate(text, "{}[]", ""))
-    trimmed = F.btrim(text, F.lit(_WS))
-    usual = (brackets == 2) & trimmed.startswith("{") & trimmed.endswith("}")
+    # One possessive regex pass; counting the brackets with translate() cost several times more per record.
+    usual = text.rlike(f"^[{_WS}]*\\{{[^{{}}\\[\\]]*+\\}}[{_WS}]*$")
     lone = F.when(F.instr(text, "\\u") > 0, _lone_surrogate(text)).otherwise("")
     return [F.when(~usual, _skeleton(text)).alias(_SKELETON), lone.alias(_LONE)]
 
@@ -302,12 +301,9 @@ def _too_long(v: dict[str, Column]) -> Column:
     return rule  # type: ignore[return-value]
 
 
-_BAD_CHARACTERS = "".join(map(chr, [*range(0x20), 0x7F, 0xFFFD]))  # the characters of events.BAD_CHARACTER_CLASS
-
-
 def _has_bad_character(text: Column) -> Column:
-    """Whether the text holds a character of ``events.BAD_CHARACTER_CLASS``: deleting them changes its length (no regex)."""
-    return F.length(F.translate(text, _BAD_CHARACTERS, "")) != F.length(text)
+    """Whether the text holds a character of ``events.BAD_CHARACTER_CLASS`` (one regex search: cheaper than translate())."""
+    return text.rlike(events.BAD_CHARACTER_CLASS)
 
 
 def _bad_character(v: dict[str, Column]) -> Column:
