@@ -34,7 +34,7 @@ from pyspark.sql import functions as F
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse import config, services
+from lakehouse import config, credentials, services
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming import ingest
 from streaming.generate import generate
@@ -108,13 +108,25 @@ def _round(spark, cfg: config.Config, topic: str, lake: Path, max_offsets: int |
     t0 = time.monotonic()
     _parse_and_write(_read_topic(spark, cfg, topic), lake / "bound")
     bound_s = time.monotonic() - t0
-    run_cfg = config.load({**os.environ, "LAKEHOUSE_DIR": str(lake)})
+    run_cfg = _fresh_lakehouse(lake, cfg)
     t0 = time.monotonic()
     query = ingest.start(spark, run_cfg, topic=topic, available_now=True, max_offsets=max_offsets, starting_offsets="earliest")
     query.awaitTermination()
     ingest_s = time.monotonic() - t0
     ingested = sum(spark.read.format("delta").load(str(run_cfg.table_path("bronze", t))).count() for t in ("events", "quarantine"))
     return Round(counted, ceiling_s, bound_s, ingested, ingest_s)
+
+
+def _fresh_lakehouse(lake: Path, cfg: config.Config) -> config.Config:
+    """An empty lakehouse at ``lake`` whose clients log in to the running services.
+
+    Logins live in each lakehouse's credentials file, and a new folder would get new
+    random ones that the broker (started for ``cfg``) refuses: the file is copied.
+    """
+    run_cfg = config.load({**os.environ, "LAKEHOUSE_DIR": str(lake)})
+    credentials.owner_only_dir(run_cfg.services_dir)
+    credentials.write_private(run_cfg.credentials_file, cfg.credentials_file.read_text())
+    return run_cfg
 
 
 def _parse_and_write(records, path: Path) -> None:
@@ -132,8 +144,17 @@ def main(
     """Print bronze rows/s next to the Kafka-source read-and-count ceiling."""
     cfg = config.load()
     kafka = services.all_services(cfg).get("kafka")
+    started_here = kafka is not None and kafka.pid() is None
     if kafka is not None:
         kafka.start()
+    try:
+        _bench(cfg, kafka, events, partitions, max_offsets, rounds)
+    finally:
+        if started_here:  # a broker the user had running stays up; the one started for the bench stops
+            kafka.stop()
+
+
+def _bench(cfg: config.Config, kafka: services.Service | None, events: int, partitions: int, max_offsets: int | None, rounds: int) -> None:
     topic = f"bench-ingest-{events}"
     if _topic_size(cfg.kafka_bootstrap, topic) < events:
         with tempfile.TemporaryDirectory() as tmp:

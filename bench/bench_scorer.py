@@ -241,6 +241,7 @@ def main(
     cold_start: bool = typer.Option(False, "--cold-start", help="Launch the scorer while the producer already sends."),
     lead_seconds: float = typer.Option(5.0, help="With --cold-start: seconds the producer sends before the scorer is launched."),
     seed: int = typer.Option(3),
+    keep: bool = typer.Option(False, "--keep", help="Keep the bench's lakehouse (with the scorer's logs) after a run that succeeded."),
 ) -> None:
     """Measure produce-to-prediction latency (p50/p95/p99) of the streaming scorer at fixed rates."""
     lake = Path(tempfile.mkdtemp(prefix="bench-scorer-"))
@@ -256,7 +257,7 @@ def main(
     finally:
         for svc in reversed(embedded):
             svc.stop()
-        if measured:
+        if measured and not keep:
             shutil.rmtree(lake, ignore_errors=True)
         else:
             print(f"the bench's lakehouse, with the scorer's logs, is kept: {lake}", flush=True)

@@ -63,7 +63,7 @@ from streaming.erasure import ErasureWatch, drop_erased, erased_users
 from streaming.predictions import COLUMN_NAMES, PredictionsWriter, ensure_predictions_table, predictions_path
 from streaming.producer import ensure_topic
 from streaming.scorer_process import READY_LINE
-from streaming.scorer_state import SessionStateStore, initial_offsets, last_committed_batch, rebuild_ranges
+from streaming.scorer_state import SessionStateStore, frame_events, initial_offsets, last_committed_batch, rebuild_ranges
 from streaming.session_features import PriorHistory, build_history, event_digest_column, first_purchase, normalise, point_features
 from streaming.session_store import SessionMirror, session_document
 from streaming.validate import validate_json
@@ -572,6 +572,7 @@ def require_checkpoint_covers_predictions(cfg: config.Config, topic: str) -> Non
     require_checkpoint_covers([predictions_path(cfg)], app_id(topic), checkpoint_dir(cfg, topic))
 
 
+WARM_UP_RECORDS = 20_000  # made-up events the warm-up validates: enough for the JVM to compile the hot paths
 WARM_UP_EVENT = {
     "event_time": datetime(2019, 11, 1, 12, 0, 0),
     "event_type": "view",
@@ -610,7 +611,38 @@ def warm_up(spark: SparkSession, cfg: config.Config, topic: str, scorer: Scorer)
     except Exception as exc:
         rows = 0
         log.warning("warm-up: reading the topic failed (%s)", exc)
-    log.info("warm-up: history, models, MongoDB and the Kafka read path (%d records) ready in %.1fs", rows, time.monotonic() - started)
+    try:
+        _exercise_validation(spark, WARM_UP_RECORDS)
+    except Exception as exc:
+        log.warning("warm-up: validating made-up records failed (%s)", exc)
+    log.info(
+        "warm-up: history, models, MongoDB, the Kafka read path (%d records) and the validation (%d made-up records) ready in %.1fs",
+        rows,
+        WARM_UP_RECORDS,
+        time.monotonic() - started,
+    )
+
+
+def _exercise_validation(spark: SparkSession, n: int) -> None:
+    """Validate ``n`` made-up events with :func:`typed_events`, twice, and turn them into state tuples; nothing is kept.
+
+    The topic may hold nothing yet (a new deployment), and a few hundred records would
+    not be enough anyway: the JVM compiles a method to fast code only after it has run
+    thousands of times. Without this, the first half-minute of batches at a high rate
+    ran the JSON parser, the rules and the Arrow transfer slowly and built a backlog.
+    """
+    values = [
+        (
+            json.dumps(
+                {**WARM_UP_EVENT, "event_time": "2019-11-01 12:00:00 UTC", "product_id": i + 1, "user_session": f"warm-up-{i % 500}"}
+            ).encode(),
+        )
+        for i in range(n)
+    ]
+    raw = spark.createDataFrame(values, "value binary").select("value", F.current_timestamp().alias("timestamp"))
+    for _ in range(2):
+        for _event in frame_events(typed_events(raw).toPandas()):
+            pass
 
 
 def _read_tail(spark: SparkSession, cfg: config.Config, topic: str, per_partition: int, timeout: float = 120.0) -> int:
