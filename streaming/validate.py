@@ -25,13 +25,8 @@ from pyspark.sql import types as T
 from streaming import events
 
 _INT_FIELDS = ("product_id", "category_id", "user_id")
-_INT_TEXT = r"\s*-?[0-9]{1,19}\s*"
-_NUMBER_TEXT = r"\s*-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
-_INT_PATTERN = f"^{_INT_TEXT}$"
-_NUMBER_PATTERN = f"^{_NUMBER_TEXT}$"
-# The three ids and the price joined by "|" (which none of the four forms admits): one match means
-# all four are well formed, each in its place.
-_NUMBERS_PATTERN = "^" + "\\|".join([_INT_TEXT] * len(_INT_FIELDS) + [_NUMBER_TEXT]) + "$"
+_INT_PATTERN = r"^\s*-?[0-9]{1,19}\s*$"
+_NUMBER_PATTERN = r"^\s*-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 _CORRUPT = "_corrupt_record"
 
 # Where a raw record came from, unique within a batch: its Kafka partition and offset, or
@@ -341,22 +336,16 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
     fields = {f"_v_{c}": _blank_to_null(F.col(f"f.{c}")) for c in events.CSV_COLUMNS}
     out = df.select("*", *[v.alias(k) for k, v in fields.items()])
     v = {c: F.col(f"_v_{c}") for c in events.CSV_COLUMNS}
-    # Each regex match converts the text to a Java string: the usual record's four numbers are
-    # checked by one match over them joined (null when one is missing), and each field's own
-    # pattern runs only for a record that failed it.
-    joined = F.concat(*[part for c in (*_INT_FIELDS, "price") for part in (F.lit("|"), v[c])][1:])
-    out = out.select("*", F.coalesce(joined.rlike(_NUMBERS_PATTERN), F.lit(False)).alias("_numbers_ok"))
-    numbers_ok = F.col("_numbers_ok")
     # 2. typed values and type checks, once
     typed = {
         "_ts": _event_time(F.trim(v["event_time"])),
         "_price": F.trim(v["price"]).cast("double"),
-        "_price_ok": F.when(numbers_ok, F.lit(True)).otherwise(v["price"].rlike(_NUMBER_PATTERN)),
+        "_price_ok": v["price"].rlike(_NUMBER_PATTERN),
         "_too_long": F.greatest(*[F.length(v[c]) > limit for c, limit in events.MAX_FIELD_LENGTH.items()]),
         # One regex over all the text rather than one per field; which field it was is looked for only when one has it.
         "_bad_char": _has_bad_character(F.concat_ws("", *v.values())),
         **{f"_id_{c}": F.trim(v[c]).cast("bigint") for c in _INT_FIELDS},
-        **{f"_id_ok_{c}": F.when(numbers_ok, F.lit(True)).otherwise(v[c].rlike(_INT_PATTERN)) for c in _INT_FIELDS},
+        **{f"_id_ok_{c}": v[c].rlike(_INT_PATTERN) for c in _INT_FIELDS},
     }
     out = out.select("*", *[e.alias(k) for k, e in typed.items()])
     ts, price = F.col("_ts"), F.col("_price")
@@ -396,7 +385,7 @@ def validate_fields(df: DataFrame, now: datetime | None = None) -> DataFrame:
         "user_session": v["user_session"],
         "event_date": F.to_date(ts),
     }
-    helpers = [*fields, "_numbers_ok", *typed, "_rule"]
+    helpers = [*fields, *typed, "_rule"]
     return out.select(*[c for c in out.columns if c not in helpers and c not in result], *[e.alias(k) for k, e in result.items()])
 
 
