@@ -706,8 +706,8 @@ def fewer_collections() -> None:
     A batch allocates millions of short-lived objects (event dicts, feature rows,
     documents) that reference counting frees, beside a state of millions of event
     tuples. At the default threshold a young collection runs every 700 allocations
-    and finds nothing to free; the scorer spent about a fifth of its Python time
-    there (``bench.bench_scorer`` shows the stages). Cycles are still collected.
+    and finds nothing to free, a large share of a batch's Python time (the README's
+    benchmark notes give the figures). Cycles are still collected, less often.
     """
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
