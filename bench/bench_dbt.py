@@ -43,6 +43,7 @@ from typing import Annotated
 
 import typer
 
+from bench import dbt_profile
 from lakehouse.config import REPO_ROOT
 
 PY = sys.executable
@@ -178,12 +179,22 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     t0 = time.perf_counter()
     server.start()  # after the session runs: the server holds this lakehouse's Derby catalog
     steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))
+    logs = workdir / f"dbt-logs-{events}"
     try:
         for i in range(repeats):
-            record(f"dbt run (nothing new), thrift #{i + 1}", [*dbt, "run"], server_env)
+            subprocess.run(["rm", "-rf", str(logs)], check=True)
+            started = time.time()
+            record(f"dbt run (nothing new), thrift #{i + 1}", [*dbt, "run", *json_log_args(logs)], server_env)
+            # where the seconds of this run went: phases, statements, models
+            console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), f"thrift #{i + 1}"))
     finally:
         server.stop()
     return steps
+
+
+def json_log_args(folder: Path) -> list[str]:
+    """dbt options that write the run's log as JSON events into ``folder`` (for bench.dbt_profile)."""
+    return ["--log-path", str(folder), "--log-format-file", "json"]
 
 
 def fixed_cost_table(steps: list[Step]):
@@ -238,7 +249,11 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
     record("load +1% late (backfill)", [PY, "-m", "streaming.backfill", str(late_csv)])
     record("dbt run (incremental, +1% late)", [*dbt, "run"])
     # what an incremental run costs before any work: dbt start-up, Spark, one look-up per model
-    record("dbt run (nothing new)", [*dbt, "run"])
+    logs = workdir / f"dbt-logs-{events}"
+    subprocess.run(["rm", "-rf", str(logs)], check=True)
+    started = time.time()
+    record("dbt run (nothing new)", [*dbt, "run", *json_log_args(logs)])
+    console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), "nothing new"))
     return steps
 
 

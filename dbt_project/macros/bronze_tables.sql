@@ -45,12 +45,14 @@
 {% macro register_bronze_table(name, columns, partition, location) %}
     {#- A registration that points elsewhere (a moved lakehouse, or one made by an
         older version at a relative path) is dropped first: the table is external,
-        so only the catalog entry goes, never the data. -#}
+        so only the catalog entry goes, never the data. One registered there already
+        is left as it is (`create table if not exists` would not change it either). -#}
     {% if run_query("show tables in bronze like '" ~ name ~ "'").rows | length > 0 %}
         {% set registered = run_query('describe detail bronze.' ~ name).columns['location'].values()[0] %}
-        {% if registered.replace('file:', '').rstrip('/') != location.replace('file:', '').rstrip('/') %}
-            {% do run_query('drop table bronze.' ~ name) %}
+        {% if registered.replace('file:', '').rstrip('/') == location.replace('file:', '').rstrip('/') %}
+            {{ return('') }}
         {% endif %}
+        {% do run_query('drop table bronze.' ~ name) %}
     {% endif %}
     {% do run_query(
         "create table if not exists bronze." ~ name ~ " (" ~ columns ~ ") using delta"

@@ -6,8 +6,13 @@
 -#}
 {% macro top_level_categories() %}
     {% if execute %}
-        {% set rows = run_query('select category_top from ' ~ ref('top_level_categories') ~ ' order by sort_order') %}
-        {{ return(rows.columns[0].values() | list) }}
+        {#- several models ask: one query per invocation -#}
+        {% set memo = invocation_memo() %}
+        {% if 'top_level_categories' not in memo %}
+            {% set rows = run_query('select category_top from ' ~ ref('top_level_categories') ~ ' order by sort_order') %}
+            {% do memo.update({'top_level_categories': rows.columns[0].values() | list}) %}
+        {% endif %}
+        {{ return(memo['top_level_categories']) }}
     {% endif %}
     {{ return([]) }}
 {% endmacro %}

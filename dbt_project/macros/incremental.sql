@@ -41,10 +41,9 @@
 {#-
     The window of this model's run (see above).
     `arrivals`: where new events show up; int_events_sessionized unless given.
-    Computed once per model and invocation: the model's SQL, its pre-hook and its write
-    (`incremental_writes.sql`) all ask for it, and each look-up costs a query. The
-    memo lives in `graph`, which dbt builds anew for every invocation, and its key
-    holds the invocation id as well.
+    Computed once per model and invocation (`invocation_memo`): the model's SQL, its
+    hooks and its write (`incremental_writes.sql`) all ask for it, and each look-up
+    costs a query.
 -#}
 {% macro arrival_window(arrivals=none) -%}
     {%- set window = {
@@ -55,14 +54,29 @@
     {#- outside the `execute` branch: dbt records the dependency while it parses -#}
     {%- set arrivals = arrivals or ref('int_events_sessionized') -%}
     {%- if execute and is_incremental() -%}
-        {%- set memo = graph.setdefault('clickstream_arrival_windows', {}) -%}
-        {%- set key = invocation_id ~ ' ' ~ this ~ ' ' ~ arrivals -%}
+        {%- set memo = invocation_memo() -%}
+        {%- set key = 'window ' ~ this ~ ' ' ~ arrivals -%}
         {%- if key not in memo -%}
-            {%- do memo.update({key: _look_up_window(window, arrivals)}) -%}
+            {%- do memo.update({key: _look_up_window(window, arrivals), 'window ' ~ this: window}) -%}
         {%- endif -%}
         {{ return(memo[key]) }}
     {%- endif -%}
     {{ return(window) }}
+{%- endmacro %}
+
+{#-
+    A dict that lives for one dbt invocation, shared by its models and threads: look-ups
+    that several models ask for (a watermark, the category list) run one query per run.
+    It hangs off `graph`, which dbt builds anew for every invocation; the key holds the
+    invocation id as well, for callers that run dbt several times in one process.
+-#}
+{% macro invocation_memo() -%}
+    {{ return(graph.setdefault('clickstream_memo ' ~ invocation_id, {})) }}
+{%- endmacro %}
+
+{#- The window `arrival_window` computed for the running model in this invocation, or none. -#}
+{% macro model_window() -%}
+    {{ return(invocation_memo().get('window ' ~ this)) }}
 {%- endmacro %}
 
 {#- The look-up behind `arrival_window`: fills `window` from the recorded watermarks and `arrivals`. -#}
@@ -96,8 +110,21 @@
     {{ return(window.start == "date'9999-12-31'") }}
 {%- endmacro %}
 
-{#- The recorded watermark of `relation` (a string), or none before its first recording. -#}
+{#-
+    The recorded watermark of `relation` (a string), or none before its first recording.
+    Read once per invocation: every model after int_events_sessionized asks for that
+    one's, and `record_arrivals` keeps the memo in step with what it writes.
+-#}
 {% macro arrivals_through(relation) -%}
+    {%- set memo = invocation_memo() -%}
+    {%- set key = 'arrivals_through ' ~ relation -%}
+    {%- if key not in memo -%}
+        {%- do memo.update({key: _read_arrivals_through(relation)}) -%}
+    {%- endif -%}
+    {{ return(memo[key]) }}
+{%- endmacro %}
+
+{% macro _read_arrivals_through(relation) -%}
     {%- for row in run_query('show tblproperties ' ~ relation).rows -%}
         {%- if row[0] == arrivals_property() -%}
             {{ return(row[1]) }}
@@ -115,6 +142,11 @@
 {% macro record_arrivals(consumed=none) -%}
     {%- set upstream = consumed is none -%}
     {%- set consumed = consumed or ref('int_events_sessionized') -%}
+    {%- set window = model_window() if execute else none -%}
+    {%- if not upstream and window and nothing_arrived(window) -%}
+        {#- this run wrote nothing, so the table's newest row is the recorded one -#}
+        {{ return('') }}
+    {%- endif -%}
     {%- if execute -%}
         {%- set recorded = arrivals_through(this) -%}
         {%- set newest = arrivals_through(consumed) if upstream else none -%}
@@ -126,6 +158,7 @@
             {%- set newest = run_query('select cast(max(ingested_at) as string) from ' ~ consumed ~ newer).rows[0][0] or recorded -%}
         {%- endif -%}
         {%- if newest and newest != recorded -%}
+            {%- do invocation_memo().update({'arrivals_through ' ~ this: newest}) -%}
             alter table {{ this }} set tblproperties ('{{ arrivals_property() }}' = '{{ newest }}')
         {%- endif -%}
     {%- endif -%}
