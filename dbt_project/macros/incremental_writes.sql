@@ -62,3 +62,28 @@
 {% macro restore_static_partition_overwrite() -%}
     set spark.sql.sources.partitionOverwriteMode = STATIC
 {%- endmacro %}
+
+{#-
+    Nothing arrived since the model's last run, so its write is skipped (above) and two
+    steps of dbt-spark's incremental materialization have nothing to guard: the temporary
+    view of the model's rows (its query is analysed over every input table) becomes a
+    one-row placeholder, and the comparison of the model's columns with the table's
+    (`on_schema_change`) is left to the next run that writes. A changed model is applied
+    by `dbt run --full-refresh`, as before.
+-#}
+{% macro spark__create_temporary_view(relation, compiled_code) -%}
+    {%- set window = model_window() -%}
+    {%- if window and nothing_arrived(window) -%}
+        create or replace temporary view {{ relation }} as {{ unchanged_statement() }}
+    {%- else -%}
+        {{ dbt.spark__create_temporary_view(relation, compiled_code) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__process_schema_changes(on_schema_change, source_relation, target_relation) -%}
+    {%- set window = model_window() -%}
+    {%- if window and nothing_arrived(window) -%}
+        {{ return({}) }}
+    {%- endif -%}
+    {{ return(dbt.default__process_schema_changes(on_schema_change, source_relation, target_relation)) }}
+{%- endmacro %}
