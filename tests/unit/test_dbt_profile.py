@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from bench.dbt_profile import profile, read_events, statement_kind
+from lakehouse.config import REPO_ROOT
 
 COMMENT = '/* {"app": "dbt", "connection_name": "m"} */\n\n'
 
@@ -85,3 +88,20 @@ def test_a_text_log_is_refused_with_the_option_to_use(tmp_path: Path) -> None:
     log.write_text("10:00:00  Running with dbt=1.11\n")
     with pytest.raises(ValueError, match="--log-format-file json"):
         read_events(log)
+
+
+def test_the_command_prints_the_report_of_a_log(tmp_path: Path) -> None:
+    """`python -m bench.dbt_profile LOG`, as the README shows it."""
+    log = tmp_path / "dbt.log"
+    lines = [
+        event("MainReportVersion", 1.0),
+        event("ConcurrencyLine", 2.0),
+        node("NodeStart", 2.5, "T1", "fct_sessions"),
+        event("SQLQuery", 2.6, "T1", sql=COMMENT + "show tblproperties analytics.fct_sessions"),
+        event("SQLQueryStatus", 2.9, "T1", elapsed=0.3),
+        node("NodeFinished", 3.0, "T1", "fct_sessions"),
+        event("CommandCompleted", 3.5),
+    ]
+    log.write_text("10:00:00  a text line of an earlier run\n" + "\n".join(json.dumps(e) for e in lines) + "\n")
+    out = subprocess.run([sys.executable, "-m", "bench.dbt_profile", str(log)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert "show tblproperties" in out.stdout and "fct_sessions" in out.stdout and "models" in out.stdout
