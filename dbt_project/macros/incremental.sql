@@ -74,9 +74,10 @@
     {{ return(graph.setdefault('clickstream_memo ' ~ invocation_id, {})) }}
 {%- endmacro %}
 
-{#- The window `arrival_window` computed for the running model in this invocation, or none. -#}
-{% macro model_window() -%}
-    {{ return(invocation_memo().get('window ' ~ this)) }}
+{#- True when the running model's window (from `arrival_window`, this invocation) says nothing arrived. -#}
+{% macro model_unchanged() -%}
+    {%- set window = invocation_memo().get('window ' ~ this) if execute else none -%}
+    {{ return(window is not none and nothing_arrived(window)) }}
 {%- endmacro %}
 
 {#- The look-up behind `arrival_window`: fills `window` from the recorded watermarks and `arrivals`. -#}
@@ -142,8 +143,7 @@
 {% macro record_arrivals(consumed=none) -%}
     {%- set upstream = consumed is none -%}
     {%- set consumed = consumed or ref('int_events_sessionized') -%}
-    {%- set window = model_window() if execute else none -%}
-    {%- if not upstream and window and nothing_arrived(window) -%}
+    {%- if not upstream and model_unchanged() -%}
         {#- this run wrote nothing, so the table's newest row is the recorded one -#}
         {{ return('') }}
     {%- endif -%}

@@ -72,8 +72,7 @@
     by `dbt run --full-refresh`, as before.
 -#}
 {% macro spark__create_temporary_view(relation, compiled_code) -%}
-    {%- set window = model_window() -%}
-    {%- if window and nothing_arrived(window) -%}
+    {%- if model_unchanged() -%}
         create or replace temporary view {{ relation }} as {{ unchanged_statement() }}
     {%- else -%}
         {{ dbt.spark__create_temporary_view(relation, compiled_code) }}
@@ -81,8 +80,7 @@
 {%- endmacro %}
 
 {% macro spark__process_schema_changes(on_schema_change, source_relation, target_relation) -%}
-    {%- set window = model_window() -%}
-    {%- if window and nothing_arrived(window) -%}
+    {%- if model_unchanged() -%}
         {{ return({}) }}
     {%- endif -%}
     {{ return(dbt.default__process_schema_changes(on_schema_change, source_relation, target_relation)) }}
