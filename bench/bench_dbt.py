@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -179,22 +180,21 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     t0 = time.perf_counter()
     server.start()  # after the session runs: the server holds this lakehouse's Derby catalog
     steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))
-    logs = workdir / f"dbt-logs-{events}"
     try:
         for i in range(repeats):
-            subprocess.run(["rm", "-rf", str(logs)], check=True)
-            started = time.time()
-            record(f"dbt run (nothing new), thrift #{i + 1}", [*dbt, "run", *json_log_args(logs)], server_env)
-            # where the seconds of this run went: phases, statements, models
-            console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), f"thrift #{i + 1}"))
+            step = f"dbt run (nothing new), thrift #{i + 1}"
+            record_profiled(record, step, dbt, server_env, workdir / f"dbt-logs-{events}", console)
     finally:
         server.stop()
     return steps
 
 
-def json_log_args(folder: Path) -> list[str]:
-    """dbt options that write the run's log as JSON events into ``folder`` (for bench.dbt_profile)."""
-    return ["--log-path", str(folder), "--log-format-file", "json"]
+def record_profiled(record, step: str, dbt: list[str], env: dict[str, str], logs: Path, console) -> None:
+    """Time `dbt run` as ``step`` with its log as JSON events in ``logs``, then print where its seconds went."""
+    shutil.rmtree(logs, ignore_errors=True)
+    started = time.time()
+    record(step, [*dbt, "run", "--log-path", str(logs), "--log-format-file", "json"], env)
+    console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), step))
 
 
 def fixed_cost_table(steps: list[Step]):
@@ -249,11 +249,7 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
     record("load +1% late (backfill)", [PY, "-m", "streaming.backfill", str(late_csv)])
     record("dbt run (incremental, +1% late)", [*dbt, "run"])
     # what an incremental run costs before any work: dbt start-up, Spark, one look-up per model
-    logs = workdir / f"dbt-logs-{events}"
-    subprocess.run(["rm", "-rf", str(logs)], check=True)
-    started = time.time()
-    record("dbt run (nothing new)", [*dbt, "run", *json_log_args(logs)])
-    console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), "nothing new"))
+    record_profiled(recorder, "dbt run (nothing new)", dbt, env, workdir / f"dbt-logs-{events}", console)
     return steps
 
 
