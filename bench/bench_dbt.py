@@ -21,6 +21,7 @@ runs as a child process; wall time and the peak resident memory of its whole pro
 tree (Python + the Spark JVM) are sampled with psutil.
 
     python -m bench.bench_dbt --events 1000000 --events 10000000
+    python -m bench.bench_dbt --events 10000000 --catalog server
     python -m bench.bench_dbt --fixed-cost --events 100000
 
 Uses its own lakehouse folder (--workdir, default lakehouse-bench-dbt in the system temp
@@ -30,8 +31,10 @@ bench/results/dbt.jsonl.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +42,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +58,13 @@ FLOOR_SQL = """
 select event_date, event_type, count(*) as n, count(distinct user_id) as users, sum(price) as amount
 from delta.`{path}` group by event_date, event_type
 """
+
+
+class Catalog(StrEnum):
+    """How dbt reaches Spark (``LAKEHOUSE_CATALOG``)."""
+
+    embedded = "embedded"
+    server = "server"
 
 
 @dataclass
@@ -189,11 +200,16 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     return steps
 
 
-def record_profiled(record, step: str, dbt: list[str], env: dict[str, str], logs: Path, console) -> None:
-    """Time `dbt run` as ``step`` with its log as JSON events in ``logs``, then print where its seconds went."""
+def record_profiled(record, step: str, dbt: list[str], env: dict[str, str], logs: Path, console, *args: str) -> None:
+    """Time `dbt run` (with ``args``) as ``step``, then print where its seconds went.
+
+    dbt's log, as JSON events, is kept in a folder of ``logs`` named after the step, for
+    a closer look afterwards (``python -m bench.dbt_profile <folder>/dbt.log``).
+    """
+    logs = logs / re.sub(r"[^a-z0-9]+", "-", step.lower()).strip("-")
     shutil.rmtree(logs, ignore_errors=True)
     started = time.time()
-    record(step, [*dbt, "run", "--log-path", str(logs), "--log-format-file", "json"], env)
+    record(step, [*dbt, "run", *args, "--log-path", str(logs), "--log-format-file", "json"], env)
     console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), step))
 
 
@@ -211,12 +227,17 @@ def fixed_cost_table(steps: list[Step]):
     return table
 
 
-def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], console) -> list[Step]:
-    """Generate, load, floor, dbt full refresh, +1 % load, dbt incremental; for one size."""
+def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], console, *, catalog: str = "embedded") -> list[Step]:
+    """Generate, load, floor, dbt full refresh, +1 % load, dbt incremental; for one size.
+
+    ``catalog`` is how dbt reaches Spark: ``embedded``, dbt's session method (each run
+    starts a Spark JVM of its own: the README's earlier figures), or ``server``, thrift to
+    the lakehouse SQL server (dbt's default target), started once before the first dbt
+    step; then every dbt step prints where its seconds went. The loads, the floor and the
+    bound are plain Spark processes either way.
+    """
     lake = workdir / f"lake-{events}"
-    # dbt's session method, as the README's figures were measured: each step its own Spark
-    # process, no server. --fixed-cost compares it with the SQL server.
-    env = {**env_base, "LAKEHOUSE_DIR": str(lake), "LAKEHOUSE_CATALOG": "embedded"}
+    env = {**env_base, "LAKEHOUSE_DIR": str(lake), "LAKEHOUSE_CATALOG": catalog}
     main_csv = _main_csv(events, workdir, days)
     # +1 %, two ways: the events that come next (the day after the loaded ones: what a
     # scheduled run finds), and late events spread over the last two loaded days
@@ -234,23 +255,49 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
     dbt = [str(Path(PY).parent / "dbt")]
     steps: list[Step] = []
     recorder = _recorder(events, steps, console)
+    logs = workdir / f"dbt-logs-{events}"
 
     def record(step: str, cmd: list[str]) -> None:
         recorder(step, cmd, env)
 
+    def record_dbt(step: str, *args: str, profiled: bool = catalog == "server") -> None:
+        if profiled:
+            record_profiled(recorder, step, dbt, env, logs, console, *args)
+        else:
+            record(step, [*dbt, "run", *args])
+
     record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)])
     record("floor: spark scan+aggregate", [PY, "-c", floor_script(lake / "bronze" / "events")])
-    record("dbt seed", [*dbt, "seed"])
-    record("dbt run --full-refresh", [*dbt, "run", "--full-refresh"])
-    record("bound: rewrite the tables it wrote", bound_cmd(lake))
-    subprocess.run(["rm", "-rf", str(lake / "bound-copy")], check=True)
-    record("load +1% next day (backfill)", [PY, "-m", "streaming.backfill", str(next_csv)])
-    record("dbt run (incremental, +1% next day)", [*dbt, "run"])
-    record("load +1% late (backfill)", [PY, "-m", "streaming.backfill", str(late_csv)])
-    record("dbt run (incremental, +1% late)", [*dbt, "run"])
-    # what an incremental run costs before any work: dbt start-up, Spark, one look-up per model
-    record_profiled(recorder, "dbt run (nothing new)", dbt, env, workdir / f"dbt-logs-{events}", console)
+    with _sql_server(env, catalog, steps, events):
+        record("dbt seed", [*dbt, "seed"])
+        record_dbt("dbt run --full-refresh", "--full-refresh")
+        record("bound: rewrite the tables it wrote", bound_cmd(lake))
+        subprocess.run(["rm", "-rf", str(lake / "bound-copy")], check=True)
+        record("load +1% next day (backfill)", [PY, "-m", "streaming.backfill", str(next_csv)])
+        record_dbt("dbt run (incremental, +1% next day)")
+        record("load +1% late (backfill)", [PY, "-m", "streaming.backfill", str(late_csv)])
+        record_dbt("dbt run (incremental, +1% late)")
+        # what an incremental run costs before any work: dbt start-up, Spark, one look-up per model
+        record_dbt("dbt run (nothing new)", profiled=True)
     return steps
+
+
+@contextlib.contextmanager
+def _sql_server(env: dict[str, str], catalog: str, steps: list[Step], events: int):
+    """With ``catalog`` server: the lakehouse SQL server for ``env``'s lakehouse, started once (its start recorded), stopped after."""
+    if catalog != "server":
+        yield
+        return
+    from lakehouse import config, services
+
+    server = services.all_services(config.load(env))["sql"]
+    t0 = time.perf_counter()
+    server.start()
+    steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 def cli(
@@ -265,6 +312,13 @@ def cli(
         bool, typer.Option("--fixed-cost", help="Only time `dbt run` with nothing new: the session method against the SQL server.")
     ] = False,
     repeats: Annotated[int, typer.Option(help="Runs of each kind with --fixed-cost.")] = 3,
+    catalog: Annotated[
+        Catalog,
+        typer.Option(
+            help="How dbt reaches Spark: embedded (dbt's session method, a JVM per run) or server (thrift to the SQL server, "
+            "started once; each dbt run's profile printed)."
+        ),
+    ] = Catalog.embedded,
 ) -> None:
     """Time dbt full refresh and incremental runs against the plain-Spark floor (or, with --fixed-cost, session vs server)."""
     from rich.console import Console
@@ -277,11 +331,14 @@ def cli(
         if fixed_cost:
             all_steps += bench_fixed_cost(n, workdir, days, env_base, console, repeats)
         else:
-            all_steps += bench_size(n, workdir, days, env_base, console)
+            all_steps += bench_size(n, workdir, days, env_base, console, catalog=catalog.value)
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a") as fh:
         for s in all_steps:
-            fh.write(json.dumps({**asdict(s), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+            fh.write(
+                json.dumps({**asdict(s), "catalog": "both" if fixed_cost else catalog.value, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                + "\n"
+            )
     if fixed_cost:
         console.print(fixed_cost_table(all_steps))
         return
