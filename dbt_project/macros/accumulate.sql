@@ -11,6 +11,8 @@
     Incremental runs compute only the days from `window.start` (`daily` must hold only
     those); a key's totals before the window come from its last row before it (that
     row's prior totals plus its own numbers), so no event before the window is read.
+    Only the keys of `daily` are looked up there: the rest of the history is scanned
+    but not grouped (a run after one new day touches a small share of the keys).
 -#}
 {% macro days_accumulated(key, additive, latest, window) %}
 
@@ -26,7 +28,7 @@ before_window as (
         max_by(greatest({{ prior }}, {{ own }}), event_date) as {{ own }}
         {%- endfor %}
     from {{ this }}
-    where event_date < {{ window.start }}
+    where event_date < {{ window.start }} and {{ key }} in (select {{ key }} from daily)
     group by {{ key }}
     {% else %}
     -- a full build starts from nothing

@@ -98,7 +98,15 @@
         from {{ arrivals }}
         where ingested_at > {{ since }}
     {%- endset -%}
-    {%- set row = run_query(query).rows[0] -%}
+    {#- Models recorded the same watermark in their last run (the usual case) ask the same
+        question of the same relation: one query per invocation answers all of them. -#}
+    {%- set memo = invocation_memo() -%}
+    {%- set key = 'window query ' ~ query -%}
+    {%- if key not in memo -%}
+        {%- set answer = run_query(query).rows[0] -%}
+        {%- do memo.update({key: [answer[0], answer[1]]}) -%}
+    {%- endif -%}
+    {%- set row = memo[key] -%}
     {%- do window.update({
         'start': "date'" ~ (row[0] or '9999-12-31') ~ "'",
         'read_start': "date'" ~ (row[1] or '9999-12-31') ~ "'",
@@ -193,18 +201,31 @@
     the late one's date, so its rows are dated inside the window; and every row dated
     there has an event on that date, carrying its current session id, in
     int_events_sessionized.
+
+    `ended_by_a_late_purchase` (the feature marts): the same statement also deletes the
+    rows of the sessions that `sessions_ended_by_a_late_purchase` selects, dated from
+    `window.read_start` on (macros/session_events.sql says why). One MERGE for both: each
+    is a pass over the window's partitions and a Delta commit, even when it deletes nothing.
 -#}
-{% macro delete_vanished_sessions(date_column) -%}
+{% macro delete_vanished_sessions(date_column, ended_by_a_late_purchase=false) -%}
     {%- set window = arrival_window() if is_incremental() else none -%}
     {%- if window and not nothing_arrived(window) -%}  {#- nothing arrived: no session vanished -#}
         {%- set start = window.start -%}
         merge into {{ this }} as target
         using (
-            select session_id from {{ this }} where {{ date_column }} >= {{ start }}
-            except
-            select session_id from {{ ref('int_events_sessionized') }} where event_date >= {{ start }}
-        ) as vanished
-        on target.session_id = vanished.session_id and target.{{ date_column }} >= {{ start }}
+            select session_id from (
+                select session_id from {{ this }} where {{ date_column }} >= {{ start }}
+                except
+                select session_id from {{ ref('int_events_sessionized') }} where event_date >= {{ start }}
+            ) as vanished
+            {%- if ended_by_a_late_purchase %}
+            union
+            select session_id from ({{ sessions_ended_by_a_late_purchase(window) }}) as bought
+            {%- endif %}
+        ) as stale
+        {#- a vanished session's rows are all dated from `start` on: the wider bound deletes no more of them #}
+        on target.session_id = stale.session_id
+            and target.{{ date_column }} >= {{ window.read_start if ended_by_a_late_purchase else start }}
         when matched then delete
     {%- endif -%}
 {%- endmacro %}

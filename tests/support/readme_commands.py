@@ -53,6 +53,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/dbt run --full-refresh": "rebuilds what dbt run built; test_dbt_incremental compares the two",
     ".venv/bin/dbt docs generate": "writes docs only; about a minute of CI for no check beyond its exit code",
     ".venv/bin/python -m bench.bench_dbt --events 1000000 --events 10000000": "a benchmark of an hour; its figures are in the README",
+    ".venv/bin/python -m bench.bench_dbt --events 10000000 --catalog server": "a benchmark of half an hour; its figures are in the README",
     ".venv/bin/python -m bench.bench_dbt --fixed-cost --events 100000": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m streaming.scorer": "runs until Ctrl-C; make run starts it as a process for the live slice",
     ".venv/bin/python -m bench.bench_scorer --rates 500,2000 --seconds 120": "a benchmark of minutes; its figures are in the README",

@@ -84,7 +84,7 @@ def test_both_feature_marts_take_their_points_from_the_one_rule():
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         assert "where is_prediction_point" in code and "intent_prediction_points" not in code, name
         # a late purchase ends points a merge would keep
-        assert "delete_points_ended_by_a_late_purchase()" in text, name
+        assert "delete_vanished_sessions('event_date', ended_by_a_late_purchase=true)" in text, name
 
 
 def test_incremental_models_merge_and_record_what_they_consumed():

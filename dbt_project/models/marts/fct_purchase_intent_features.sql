@@ -17,10 +17,7 @@
         tblproperties=delta_stats_on('prediction_time, user_id'),
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
-        pre_hook=[
-            "{{ delete_vanished_sessions('event_date') }}",
-            "{{ delete_points_ended_by_a_late_purchase() }}",
-        ],
+        pre_hook="{{ delete_vanished_sessions('event_date', ended_by_a_late_purchase=true) }}",
         meta={'merge_prune_column': 'event_date'},
     )
 }}
