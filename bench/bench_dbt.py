@@ -171,8 +171,6 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     The peak RSS of a thrift run is the dbt process alone: the server's JVM is shared
     by every client and runs before and after.
     """
-    from lakehouse import config, services
-
     lake = workdir / f"lake-fixed-{events}"
     main_csv = _main_csv(events, workdir, days)
     if lake.exists():
@@ -187,16 +185,11 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     record("dbt run --full-refresh (session)", [*dbt, "run", "--full-refresh"], session_env)
     for i in range(repeats):
         record(f"dbt run (nothing new), session #{i + 1}", [*dbt, "run"], session_env)
-    server = services.all_services(config.load(server_env))["sql"]
-    t0 = time.perf_counter()
-    server.start()  # after the session runs: the server holds this lakehouse's Derby catalog
-    steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))
-    try:
+    # started after the session runs: the server holds this lakehouse's Derby catalog
+    with _sql_server(server_env, "server", steps, events):
         for i in range(repeats):
             step = f"dbt run (nothing new), thrift #{i + 1}"
             record_profiled(record, step, dbt, server_env, workdir / f"dbt-logs-{events}", console)
-    finally:
-        server.stop()
     return steps
 
 
