@@ -1,10 +1,17 @@
 -- Daily session funnel view -> cart -> purchase, by the date the session started.
 -- Steps are cumulative (see fct_sessions): a buy-now purchase without a cart event
 -- counts in cart_sessions and is also counted in purchase_sessions_without_cart.
+-- Incremental: every session dated from the window's `read_start` on is recomputed (a
+-- session that received events started then or later), so those dates are replaced in one
+-- Delta commit (REPLACE WHERE, macros/incremental_writes.sql). Unlike a MERGE, that also
+-- drops a row whose sessions all moved away (two sessions joined by a late event).
 
 {{
     config(
-        unique_key='session_date',
+        incremental_strategy='insert_overwrite',
+        partition_by=['session_date'],
+        meta={'rebuilds_from': 'read_start'},
+        post_hook=["{{ restore_static_partition_overwrite() }}"],
     )
 }}
 
