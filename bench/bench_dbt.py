@@ -54,6 +54,8 @@ from lakehouse.config import REPO_ROOT
 PY = sys.executable
 # The platform's temp folder (TMPDIR, TEMP...), not a fixed path: a fixed one does not exist everywhere.
 SCRATCH_DEFAULT = Path(tempfile.gettempdir()) / "lakehouse-bench-dbt"
+# Fixed seeds: every machine generates the same events, so runs compare across sessions.
+MAIN_SEED, NEXT_DAY_SEED, LATE_SEED = 1, 8, 7
 FLOOR_SQL = """
 select event_date, event_type, count(*) as n, count(distinct user_id) as users, sum(price) as amount
 from delta.`{path}` group by event_date, event_type
@@ -139,10 +141,10 @@ def bound_cmd(lake: Path) -> list[str]:
     return [PY, "-c", BOUND_SCRIPT, str(lake / "warehouse" / "analytics.db"), str(lake / "bound-copy")]
 
 
-def generate(out: Path, events: int, days: int, *, start: str, seed: int | None) -> None:
+def generate(out: Path, events: int, days: int, *, start: str, seed: int) -> None:
     """A generated REES46 file (``streaming.generate``): ``events`` over ``days`` from ``start``."""
-    cmd = [PY, "-m", "streaming.generate", "--out", str(out), "--events", str(events), "--days", str(days), "--start", start, "-q"]
-    subprocess.run([*cmd, *(["--seed", str(seed)] if seed is not None else [])], cwd=REPO_ROOT, check=True)
+    cmd = [PY, "-m", "streaming.generate", "--out", str(out), "--events", str(events), "--days", str(days), "--start", start]
+    subprocess.run([*cmd, "--seed", str(seed), "-q"], cwd=REPO_ROOT, check=True)
 
 
 def _main_csv(events: int, workdir: Path, days: int) -> Path:
@@ -150,7 +152,7 @@ def _main_csv(events: int, workdir: Path, days: int) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     main_csv = data / f"events-{events}.csv"
     if not main_csv.exists():
-        generate(main_csv, events, days, start="2019-11-01", seed=None)
+        generate(main_csv, events, days, start="2019-11-01", seed=MAIN_SEED)
     return main_csv
 
 
@@ -239,9 +241,9 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
     next_csv = data / f"events-{events}-plus1pct-next.csv"
     late_csv = data / f"events-{events}-plus1pct-late.csv"
     if not next_csv.exists():
-        generate(next_csv, extra, 1, start=f"2019-11-{days + 1:02d}", seed=8)
+        generate(next_csv, extra, 1, start=f"2019-11-{days + 1:02d}", seed=NEXT_DAY_SEED)
     if not late_csv.exists():
-        generate(late_csv, extra, 2, start=f"2019-11-{days - 1:02d}", seed=7)
+        generate(late_csv, extra, 2, start=f"2019-11-{days - 1:02d}", seed=LATE_SEED)
     if lake.exists():
         subprocess.run(["rm", "-rf", str(lake)], check=True)
 
