@@ -53,14 +53,18 @@
 {%- endmacro %}
 
 {#-
-    Post-hook of every insert_overwrite model. dbt-spark switches the session to dynamic
-    partition overwrite for that strategy and leaves it so (our REPLACE WHERE write does
-    not need it); this restores Spark's default, because callers that run dbt in-process
-    (the pipeline, the tests) share the session, and their own `mode("overwrite")`
-    writes would otherwise replace only some partitions.
+    Post-hook of every model (dbt_project.yml), a statement only after an insert_overwrite
+    one. dbt-spark switches the session to dynamic partition overwrite for that strategy
+    and leaves it so (our REPLACE WHERE write does not need it); this restores Spark's
+    default, because callers that run dbt in-process (the pipeline, the tests) share the
+    session, and their own `mode("overwrite")` writes would otherwise replace only some
+    partitions. Set once for the project, so a new model cannot forget it; an empty hook
+    runs no statement.
 -#}
 {% macro restore_static_partition_overwrite() -%}
-    set spark.sql.sources.partitionOverwriteMode = STATIC
+    {%- if config.get('incremental_strategy') == 'insert_overwrite' -%}
+        set spark.sql.sources.partitionOverwriteMode = STATIC
+    {%- endif -%}
 {%- endmacro %}
 
 {#-

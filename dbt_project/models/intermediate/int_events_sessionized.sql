@@ -13,8 +13,6 @@
 -- whole (REPLACE WHERE, one commit), the days before stay as they are. Events are read
 -- `max_session_days` further back so that a null-session event early in the window
 -- still sees the user's previous event.
---
--- The first post-hook undoes a session setting of dbt-spark's (macros/incremental_writes.sql).
 
 {{
     config(
@@ -23,10 +21,7 @@
         incremental_strategy='insert_overwrite',
         partition_by=['event_date'],
         on_schema_change='fail',
-        post_hook=[
-            "{{ restore_static_partition_overwrite() }}",
-            "{{ record_arrivals(this) }}",
-        ],
+        post_hook=["{{ record_arrivals(this) }}"],
     )
 }}
 

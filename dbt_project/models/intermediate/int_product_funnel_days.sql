@@ -23,10 +23,7 @@
         on_schema_change='fail',
         tblproperties=delta_stats_on('product_id'),
         meta={'rebuilds_from': 'read_start'},
-        post_hook=[
-            "{{ restore_static_partition_overwrite() }}",
-            "{{ record_arrivals() }}",
-        ],
+        post_hook=["{{ record_arrivals() }}"],
     )
 }}
 

@@ -1,7 +1,15 @@
+-- depends_on: {{ ref('top_level_categories') }}
 -- One row per user: session and purchase history, spend, first/last seen and the
 -- three top-level categories the user interacted with most (by events; ties broken
 -- by category name). Incremental: the users with an event in a session that received
--- events since the last run are rebuilt from all their sessions and events.
+-- events since the last run are rebuilt from all their sessions.
+
+-- The category counts come from int_users_days_accumulated, not from the events: a
+-- user's last day there holds the events per category of all earlier days plus its
+-- own, so a user is counted without reading the user's history, and an incremental run
+-- reads only the days from read_start (a touched user has an event there, so the
+-- user's last day is among them). Its columns are the top_level_categories seed's;
+-- the relationships test on fct_funnel_category_daily fails on any other category.
 
 {{
     config(
@@ -10,6 +18,7 @@
     )
 }}
 
+{% set categories = top_level_categories() %}
 {%- set window = arrival_window() %}
 
 with
@@ -17,12 +26,6 @@ with
 sessions as (
 
     select * from {{ ref('fct_sessions') }}
-
-),
-
-events as (
-
-    select * from {{ ref('int_events_sessionized') }}
 
 ),
 
@@ -40,10 +43,10 @@ user_sessions as (
 
 ),
 
-user_events as (
+user_days as (
 
-    select events.* from events
-    inner join touched_users on events.user_id = touched_users.user_id
+    select * from {{ ref('int_users_days_accumulated') }}
+    where event_date >= {{ window.read_start }} and user_id in (select user_id from touched_users)
 
 ),
 {% else %}
@@ -53,9 +56,9 @@ user_sessions as (
 
 ),
 
-user_events as (
+user_days as (
 
-    select * from events
+    select * from {{ ref('int_users_days_accumulated') }}
 
 ),
 {% endif %}
@@ -76,15 +79,34 @@ history as (
 
 ),
 
+category_totals as (
+
+    -- the user's last day: its totals over earlier days plus its own numbers
+    select
+        user_id
+        {%- for category in categories %},
+        max_by(prior_events_{{ category }} + events_{{ category }}, event_date) as events_{{ category }}
+        {%- endfor %}
+    from user_days
+    group by user_id
+
+),
+
 category_counts as (
 
     select
         user_id,
         category_top,
-        count(*) as n_events,
-        row_number() over (partition by user_id order by count(*) desc, category_top) as category_rank
-    from user_events
-    group by user_id, category_top
+        n_events,
+        row_number() over (partition by user_id order by n_events desc, category_top) as category_rank
+    from category_totals
+    lateral view stack(
+        {{ categories | length }}
+        {%- for category in categories %},
+        '{{ category }}', events_{{ category }}
+        {%- endfor %}
+    ) per_category as category_top, n_events
+    where n_events > 0
 
 ),
 
@@ -116,9 +138,10 @@ final as (
         favourites.favourite_category_1,
         favourites.favourite_category_2,
         favourites.favourite_category_3,
-        favourites.n_distinct_top_categories
+        coalesce(favourites.n_distinct_top_categories, 0) as n_distinct_top_categories
     from history
-    inner join favourites on history.user_id = favourites.user_id
+    -- left: a user whose only categories are missing from the seed keeps the row
+    left join favourites on history.user_id = favourites.user_id
 
 )
 

@@ -10,7 +10,6 @@
         incremental_strategy='insert_overwrite',
         partition_by=['session_date'],
         meta={'rebuilds_from': 'read_start'},
-        post_hook=["{{ restore_static_partition_overwrite() }}"],
     )
 }}
 
