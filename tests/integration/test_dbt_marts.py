@@ -36,6 +36,12 @@ def _mart(spark, name: str) -> pd.DataFrame:
     return spark.table(f"analytics.{name}").toPandas()
 
 
+def _assert_columns_equal(got: pd.DataFrame, expected: pd.DataFrame, mart: str) -> None:
+    """Every column of `expected` equals the mart's, value by value as text (so 1 and 1.0 differ)."""
+    for col in expected.columns:
+        assert got[col].astype(str).tolist() == expected[col].astype(str).tolist(), f"{mart}.{col} differs from pandas"
+
+
 def _distinct(events: pd.DataFrame) -> pd.DataFrame:
     """The sample's events without exact duplicates (the staging view keeps one of each)."""
     return events.drop_duplicates(subset=[c for c in events.columns if c not in ("source_line", "source_file")])
@@ -77,10 +83,7 @@ def test_sessions_mart_equals_pandas(spark, sample_marts):
     assert len(got) == 240  # the data README's count for this sample
     assert list(got.index) == list(expected.index)
     got["revenue"] = got["revenue"].map(lambda d: float(Decimal(d)))
-    for col in expected.columns:
-        left = got[col].astype(str).tolist()
-        right = expected[col].astype(str).tolist()
-        assert left == right, f"fct_sessions.{col} differs from pandas"
+    _assert_columns_equal(got, expected, "fct_sessions")
     assert got["session_rule"].eq("user_session").all()
 
 
@@ -154,10 +157,7 @@ def test_users_mart_equals_pandas(spark, sample_marts):
     got = _mart(spark, "dim_users").set_index("user_id").sort_index()
     assert list(got.index) == list(expected.index)
     got["total_spend"] = got["total_spend"].map(lambda d: float(Decimal(d)))
-    for col in expected.columns:
-        left = got[col].astype(str).tolist()
-        right = expected[col].astype(str).tolist()
-        assert left == right, f"dim_users.{col} differs from pandas"
+    _assert_columns_equal(got, expected, "dim_users")
     # the sample holds users with three categories and with fewer, and ties for first place (broken by name)
     assert got["favourite_category_3"].isna().any() and got["favourite_category_3"].notna().any()
     counts = _with_category_top(_distinct(sample_marts)).groupby(["user_id", "category_top"]).size()
