@@ -39,6 +39,7 @@ class Service:
     port: int
     cfg: config.Config
     start_timeout: float = 90.0
+    stop_timeout: float = 30.0  # from TERM to KILL
 
     @property
     def home(self) -> Path:
@@ -138,21 +139,26 @@ class Service:
         """Service-specific readiness beyond an open port."""
         return True
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the service by PID (TERM, then KILL); return whether one was running."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the service by PID (TERM, then KILL after ``timeout``, default ``stop_timeout``); return whether one was running."""
         pid = self.pid()
         if pid is None:
             return False
         _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        killed = _alive(pid)
+        if killed:
             _signal_group(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
+        self.stopped(cleanly=not killed)
         return True
+
+    def stopped(self, cleanly: bool) -> None:
+        """After the process is gone: ``cleanly`` if it exited on TERM, not KILL (nothing to do by default)."""
 
 
 class Kafka(Service):

@@ -160,21 +160,26 @@ def connect_session(app_name: str, cfg: config.Config, extra: dict[str, str] | N
     one marks the whole Python process as a Connect client (SPARK_CONNECT_MODE_ENABLED),
     which would break a local session the same process runs for a stream (the pipeline has both).
     """
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
-
     from lakehouse.sql_server import require_running
 
     require_running(cfg)
     url = cfg.spark_connect_url
     session = _CONNECT_SESSIONS.get(url)
     if session is None or session.is_stopped:  # type: ignore[attr-defined]
-        # user_agent names the client in the server's log and UI (ASCII letters, digits, ._-).
-        agent = re.sub(r"[^A-Za-z0-9._-]", "_", app_name)
-        session = ConnectSession.builder.remote(f"{url}/;user_agent={agent}").create()
+        session = new_connect_session(app_name, cfg)
         _CONNECT_SESSIONS[url] = session
     for key, value in (extra or {}).items():
         session.conf.set(key, value)  # type: ignore[attr-defined]
     return session
+
+
+def new_connect_session(app_name: str, cfg: config.Config):
+    """A Spark Connect session of its own (not this process's shared one); the caller stops it."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    # user_agent names the client in the server's log and UI (ASCII letters, digits, ._-).
+    agent = re.sub(r"[^A-Za-z0-9._-]", "_", app_name)
+    return ConnectSession.builder.remote(f"{cfg.spark_connect_url}/;user_agent={agent}").create()
 
 
 def close_connect_sessions() -> None:

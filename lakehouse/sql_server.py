@@ -16,9 +16,12 @@ Started, checked and stopped by ``python -m lakehouse.services ... sql``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import shutil
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +69,17 @@ def server_conf(cfg: config.Config) -> dict[str, str]:
     }
 
 
+def classpath_key(cfg: config.Config) -> str:
+    """A short digest of the Java and the jars a server JVM runs: a class archive is valid for these only."""
+    java = shutil.which("java") or "java"
+    jars = [*sorted(cfg.spark_jars_dir.glob("*.jar")), *sorted((pyspark_home() / "jars").glob("*.jar"))]
+    digest = hashlib.sha256(os.path.realpath(java).encode())
+    for jar in jars:
+        stat = jar.stat()
+        digest.update(f"{jar.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
 def url(cfg: config.Config) -> str:
     """The JDBC URL of the Thrift endpoint (what `beeline -u` and BI tools take)."""
     return f"jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']}/default"
@@ -76,6 +90,60 @@ class SqlServer(Service):
     """HiveThriftServer2 with the Spark Connect plugin, in one Spark application."""
 
     start_timeout: float = 240.0  # a Spark driver, the Derby catalog and two endpoints; slow on a busy machine
+    archive_timeout: float = 180.0  # a stop that writes the class archive: the JVM writes it on its way out
+
+    @property
+    def class_archive(self) -> Path:
+        """The server JVM's class-data archive (AppCDS) for this Java and these jars, shared by every lakehouse of the checkout.
+
+        Why: a just-started server spends seconds loading and verifying the classes of Spark,
+        Hive, Delta and Derby, both while it starts and in the first statements that reach
+        each part (the first `dbt run` after a start). Java 17 can write the classes a run
+        loaded into an archive when the JVM exits (``-XX:ArchiveClassesAtExit``) and map
+        them at the next start (``-XX:SharedArchiveFile``). The archive is only valid for the
+        Java and the jars that wrote it, hence a name keyed on both; with ``-Xshare:auto``
+        a JVM that finds it unusable starts without it. The README's Benchmarks table has
+        the figures (``bench/bench_sql_start.py``).
+        """
+        return self.cfg.deps_dir / "class-archives" / f"sql-server-{classpath_key(self.cfg)}.jsa"
+
+    @property
+    def _archive_pending(self) -> Path:
+        """Names the file this run's JVM writes its archive to at exit, while the shared one does not exist yet."""
+        return self.home / "class-archive-pending"
+
+    def prepare(self) -> None:
+        self._archive_pending.unlink(missing_ok=True)
+        if not self.class_archive.exists():
+            # A name of its own: two servers (two lakehouses) may be writing one at the same time.
+            self.class_archive.parent.mkdir(parents=True, exist_ok=True)
+            self._archive_pending.write_text(str(self.class_archive.with_name(f"{self.class_archive.name}.{uuid.uuid4().hex}.tmp")))
+
+    def class_archive_options(self) -> str:
+        """The JVM options that write the class archive at exit, or map it (see `class_archive`)."""
+        if self._archive_pending.exists():
+            return f"-XX:ArchiveClassesAtExit={self._archive_pending.read_text()}"
+        if self.class_archive.exists():
+            return f"-XX:SharedArchiveFile={self.class_archive} -Xshare:auto"
+        return ""
+
+    def stop(self, timeout: float | None = None) -> bool:
+        if timeout is None and self._archive_pending.exists():
+            timeout = self.archive_timeout
+        return super().stop(timeout)
+
+    def stopped(self, cleanly: bool) -> None:
+        """Put the archive the JVM wrote at exit in place, in one rename; a killed JVM's partial file is deleted."""
+        if not self._archive_pending.exists():
+            return
+        written = Path(self._archive_pending.read_text())
+        if cleanly and written.exists() and written.stat().st_size > 0:
+            for older in self.class_archive.parent.glob("sql-server-*.jsa"):  # archives of other jars or Java: never valid again
+                older.unlink(missing_ok=True)
+            os.replace(written, self.class_archive)
+        else:
+            written.unlink(missing_ok=True)
+        self._archive_pending.unlink(missing_ok=True)
 
     @property
     def connect_port(self) -> int:
@@ -100,7 +168,9 @@ class SqlServer(Service):
             raise ServiceError(f"spark-submit not found in {pyspark_home()}/bin; reinstall pyspark with `make setup`.")
 
     def command(self) -> list[str]:
-        conf = [arg for key, value in server_conf(self.cfg).items() for arg in ("--conf", f"{key}={value}")]
+        settings = server_conf(self.cfg)
+        settings["spark.driver.extraJavaOptions"] = f"{settings['spark.driver.extraJavaOptions']} {self.class_archive_options()}".rstrip()
+        conf = [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
         return [
             str(pyspark_home() / "bin" / "spark-submit"),
             "--class",

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,37 @@ def test_hive_function_registry_loads_on_the_servers_classpath(spark):
     registry = spark._jvm.org.apache.hadoop.hive.ql.exec.FunctionRegistry
     names = set(registry.getFunctionNames())
     assert {"get_splits", "upper", "explode"} <= names
+
+
+def test_the_first_stop_writes_a_class_archive_that_the_next_start_maps(cfg: config.Config, tmp_path):
+    """The server's class archive (AppCDS): written by the JVM at its first stop, mapped by the next one, which still answers.
+
+    The archive goes to a deps folder of this test's own (the jars linked in), so the
+    test sees both halves whatever other servers of the suite have written.
+    """
+    from lakehouse.spark import new_connect_session
+    from lakehouse.sql_server import SqlServer
+
+    deps = tmp_path / "deps"
+    (deps / "jars").mkdir(parents=True)
+    (deps / "jars" / "spark").symlink_to(cfg.spark_jars_dir.resolve())
+    ports = {key: str(int(cfg[key]) + 37) for key in ("SQL_SERVER_THRIFT_PORT", "SQL_SERVER_CONNECT_PORT", "SQL_SERVER_UI_PORT")}  # type: ignore[arg-type]
+    env = {**os.environ, **ports, "LAKEHOUSE_DIR": str(tmp_path / "lake"), "LAKEHOUSE_CATALOG": "server", "LAKEHOUSE_DEPS_DIR": str(deps)}
+    server = SqlServer("sql", int(ports["SQL_SERVER_THRIFT_PORT"]), config.load(env))
+    try:
+        first = server.start()
+        assert "-XX:ArchiveClassesAtExit=" in Path(f"/proc/{first}/cmdline").read_text()
+        assert not server.class_archive.exists()
+        server.stop()
+        assert server.class_archive.stat().st_size > 1_000_000
+        assert list(server.class_archive.parent.glob("*.tmp")) == []
+
+        second = server.start()
+        assert str(server.class_archive) in Path(f"/proc/{second}/maps").read_text()  # mapped, not just named
+        session = new_connect_session("test-class-archive", server.cfg)
+        try:
+            assert session.sql("select 40 + 2 as answer").collect()[0].answer == 42
+        finally:
+            session.stop()
+    finally:
+        server.stop()

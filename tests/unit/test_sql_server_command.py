@@ -41,3 +41,58 @@ def test_both_endpoints_bind_to_loopback(tmp_path: Path):
 def test_the_server_is_a_service_unless_the_catalog_is_embedded(tmp_path: Path):
     assert "sql" in services.all_services(_cfg(tmp_path))
     assert "sql" not in services.all_services(_cfg(tmp_path, LAKEHOUSE_CATALOG="embedded"))
+
+
+def _archiving_server(tmp_path: Path) -> SqlServer:
+    """A server whose class archive lives in a folder of the test's own (no JVM is started)."""
+    server = SqlServer("sql", 43100, _cfg(tmp_path, LAKEHOUSE_DEPS_DIR=str(tmp_path / "deps")))
+    server.home.mkdir(parents=True)
+    return server
+
+
+def _java_options(server: SqlServer) -> str:
+    command = server.command()
+    return next(arg for arg in command if arg.startswith("spark.driver.extraJavaOptions="))
+
+
+def test_a_start_without_a_class_archive_writes_one_at_exit_to_a_name_of_its_own(tmp_path: Path):
+    server = _archiving_server(tmp_path)
+    server.prepare()
+    pending = Path(server._archive_pending.read_text())
+    assert pending.parent == server.class_archive.parent and pending.name.endswith(".tmp")
+    assert f"-XX:ArchiveClassesAtExit={pending}" in _java_options(server)
+    assert "SharedArchiveFile" not in _java_options(server)
+
+
+def test_a_clean_stop_puts_the_written_archive_in_place_and_drops_older_ones(tmp_path: Path):
+    server = _archiving_server(tmp_path)
+    server.prepare()
+    stale = server.class_archive.with_name("sql-server-0000000000000000.jsa")
+    stale.write_bytes(b"an archive of other jars")
+    Path(server._archive_pending.read_text()).write_bytes(b"classes")
+    server.stopped(cleanly=True)
+    assert server.class_archive.read_bytes() == b"classes"
+    assert not stale.exists() and not server._archive_pending.exists()
+    assert list(server.class_archive.parent.glob("*.tmp")) == []
+    server.prepare()  # the next start maps it instead of writing one
+    assert not server._archive_pending.exists()
+    assert f"-XX:SharedArchiveFile={server.class_archive} -Xshare:auto" in _java_options(server)
+
+
+def test_a_killed_servers_partial_archive_is_deleted_not_used(tmp_path: Path):
+    server = _archiving_server(tmp_path)
+    server.prepare()
+    written = Path(server._archive_pending.read_text())
+    written.write_bytes(b"cut off")
+    server.stopped(cleanly=False)
+    assert not written.exists() and not server.class_archive.exists()
+    assert "-XX:" not in _java_options(server).split("-Duser.timezone=UTC", 1)[1]
+
+
+def test_the_archive_is_keyed_on_the_jars(tmp_path: Path):
+    server = _archiving_server(tmp_path)
+    before = server.class_archive
+    jars = server.cfg.spark_jars_dir
+    jars.mkdir(parents=True)
+    (jars / "delta-spark_2.13-4.0.0.jar").write_bytes(b"jar")
+    assert server.class_archive != before
