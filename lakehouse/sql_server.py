@@ -113,7 +113,9 @@ class SqlServer(Service):
         return self.home / "class-archive-pending"
 
     def prepare(self) -> None:
-        self._archive_pending.unlink(missing_ok=True)
+        if self._archive_pending.exists():  # a server that ended without `stop`: what it was writing is partial, or never came
+            Path(self._archive_pending.read_text()).unlink(missing_ok=True)
+            self._archive_pending.unlink()
         if not self.class_archive.exists():
             # A name of its own: two servers (two lakehouses) may be writing one at the same time.
             self.class_archive.parent.mkdir(parents=True, exist_ok=True)

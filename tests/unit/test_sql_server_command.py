@@ -96,3 +96,13 @@ def test_the_archive_is_keyed_on_the_jars(tmp_path: Path):
     jars.mkdir(parents=True)
     (jars / "delta-spark_2.13-4.0.0.jar").write_bytes(b"jar")
     assert server.class_archive != before
+
+
+def test_a_start_after_a_server_that_died_without_a_stop_deletes_its_partial_archive(tmp_path: Path):
+    server = _archiving_server(tmp_path)
+    server.prepare()
+    orphan = Path(server._archive_pending.read_text())
+    orphan.write_bytes(b"half an archive")
+    server.prepare()  # no stop in between: the JVM was killed by something else
+    assert not orphan.exists()
+    assert Path(server._archive_pending.read_text()) != orphan
