@@ -39,7 +39,6 @@ class Service:
     port: int
     cfg: config.Config
     start_timeout: float = 90.0
-    stop_timeout: float = 30.0  # from TERM to KILL
 
     @property
     def home(self) -> Path:
@@ -140,12 +139,12 @@ class Service:
         return True
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop the service by PID (TERM, then KILL after ``timeout``, default ``stop_timeout``); return whether one was running."""
+        """Stop the service by PID (TERM, then KILL after ``timeout``, default ``stop_timeout()``); return whether one was running."""
         pid = self.pid()
         if pid is None:
             return False
         _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
+        deadline = time.monotonic() + (self.stop_timeout() if timeout is None else timeout)
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         killed = _alive(pid)
@@ -156,6 +155,10 @@ class Service:
         self.pid_file.unlink(missing_ok=True)
         self.stopped(cleanly=not killed)
         return True
+
+    def stop_timeout(self) -> float:
+        """Seconds a stop waits between TERM and KILL."""
+        return 30.0
 
     def stopped(self, cleanly: bool) -> None:
         """After the process is gone: ``cleanly`` if it exited on TERM, not KILL (nothing to do by default)."""

@@ -116,10 +116,12 @@ class SqlServer(Service):
         if self._archive_pending.exists():  # a server that ended without `stop`: what it was writing is partial, or never came
             Path(self._archive_pending.read_text()).unlink(missing_ok=True)
             self._archive_pending.unlink()
-        if not self.class_archive.exists():
-            # A name of its own: two servers (two lakehouses) may be writing one at the same time.
-            self.class_archive.parent.mkdir(parents=True, exist_ok=True)
-            self._archive_pending.write_text(str(self.class_archive.with_name(f"{self.class_archive.name}.{uuid.uuid4().hex}.tmp")))
+        archive = self.class_archive
+        if not archive.exists():
+            # A name of its own (the archive's, then a random part): two servers of two lakehouses
+            # may be writing one at the same time; `stopped` renames it to the archive's name.
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            self._archive_pending.write_text(str(archive.with_name(f"{archive.name}.{uuid.uuid4().hex}.tmp")))
 
     def class_archive_options(self) -> str:
         """The JVM options that write the class archive at exit, or map it (see `class_archive`)."""
@@ -129,10 +131,8 @@ class SqlServer(Service):
             return f"-XX:SharedArchiveFile={self.class_archive} -Xshare:auto"
         return ""
 
-    def stop(self, timeout: float | None = None) -> bool:
-        if timeout is None and self._archive_pending.exists():
-            timeout = self.archive_timeout
-        return super().stop(timeout)
+    def stop_timeout(self) -> float:
+        return self.archive_timeout if self._archive_pending.exists() else super().stop_timeout()
 
     def stopped(self, cleanly: bool) -> None:
         """Put the archive the JVM wrote at exit in place, in one rename; a killed JVM's partial file is deleted."""
@@ -140,9 +140,10 @@ class SqlServer(Service):
             return
         written = Path(self._archive_pending.read_text())
         if cleanly and written.exists() and written.stat().st_size > 0:
-            for older in self.class_archive.parent.glob("sql-server-*.jsa"):  # archives of other jars or Java: never valid again
+            for older in written.parent.glob("sql-server-*.jsa"):  # archives of other jars or Java: never valid again
                 older.unlink(missing_ok=True)
-            os.replace(written, self.class_archive)
+            # the name `prepare` keyed on the jars this JVM started with, the random part and ".tmp" dropped
+            os.replace(written, written.with_name(written.name.rsplit(".", 2)[0]))
         else:
             written.unlink(missing_ok=True)
         self._archive_pending.unlink(missing_ok=True)
