@@ -215,6 +215,7 @@ def test_all_dbt_tests_pass(spark, sample_marts):
     assert any("intent_features_see_only_events_up_to_the_point" in n for n in names)
     assert any("intent_points_stop_at_the_first_purchase_and_at_k" in n for n in names)
     assert any("category_targets_are_categories_not_touched_yet" in n for n in names)
+    assert any("assert_feature_marts_share_point_features" in n for n in names)
     dbt("docs", "generate")
 
 

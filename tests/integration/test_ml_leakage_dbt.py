@@ -1,6 +1,6 @@
 """Leakage guard on the dbt feature SQL: events after a prediction point cannot change its features.
 
-Bronze rows are written, ``dbt run --select +fct_category_features`` builds both feature
+Bronze rows are written, ``dbt run --select +fct_purchase_intent_features +fct_category_features`` builds both feature
 marts in-process (reusing the test Spark session), then every event after a cut-off
 time is removed or rewritten (more purchases, other prices) and the marts are rebuilt.
 Features of every prediction point at or before the cut-off must be identical in both
@@ -36,8 +36,7 @@ def _build(spark, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     write_bronze(spark, events, mode="overwrite")
     ensure_quarantine(spark)
     dbt("seed")  # the mart's category list comes from a seed, which `dbt run` does not load
-    # the category mart reads the purchase mart's columns, so this builds both
-    dbt("run", "--select", "+fct_category_features", "--full-refresh")
+    dbt("run", "--select", "+fct_purchase_intent_features", "+fct_category_features", "--full-refresh")
     return read_mart("purchase", spark=spark), read_mart("category", spark=spark)
 
 

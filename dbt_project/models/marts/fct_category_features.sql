@@ -15,8 +15,10 @@
 -- Features: the session's events per category up to the point; the user's share of
 -- events per category on days before the session; what people who view the k-th
 -- event's category go on to cart (f_affinity_<category>, from complete earlier days,
--- int_category_affinity_days_accumulated); and, one definition each, the point's price
--- level, time, and the user's purchases and sessions from fct_purchase_intent_features.
+-- int_category_affinity_days_accumulated); and the point's price level, time, carts so
+-- far, and the user's purchases and sessions, computed here by the same definitions as in
+-- fct_purchase_intent_features (macros/point_features.sql), not read from it, so that dbt
+-- builds the two marts side by side.
 --
 -- Partitioned by event_date: the merge rewrites only files of the days whose sessions
 -- changed (rows of a session are dated by their prediction point).
@@ -57,12 +59,11 @@ affinity_days as (
 
 ),
 
--- the same points of the same sessions, just merged by this run (it runs first)
-intent as (
+category_days as (
 
-    select * from {{ ref('fct_purchase_intent_features') }}
+    select * from {{ ref('int_categories_days_accumulated') }}
     {% if is_incremental() %}
-    where event_date >= {{ window.read_start }}
+    where event_date >= {{ window.read_start }}  -- joined on a date from the window (partition pruning)
     {% endif %}
 
 ),
@@ -78,7 +79,9 @@ running as (
         is_prediction_point,
         event_time,
         event_date,
-        category_top
+        price,
+        category_top,
+        sum(cast(event_type = 'cart' as int)) over so_far as n_carts
         {%- for category in categories %},
         sum(cast(category_top = '{{ category }}' as int)) over so_far as so_far_{{ category }},
         sum(cast(category_top = '{{ category }}' as int)) over whole_session as session_{{ category }}
@@ -97,6 +100,8 @@ points as (
 
 ),
 
+{{ sessions_earlier_today(window) }},
+
 final as (
 
     select
@@ -107,14 +112,13 @@ final as (
         points.event_date,
         cast(points.event_seq as bigint) as f_n_events,
         cast(coalesce(user_days.prior_events, 0) as bigint) as f_user_prior_events,
-        intent.f_user_prior_sessions,
-        intent.f_user_prior_purchases,
-        intent.f_user_sessions_earlier_today,
-        intent.f_n_carts,
-        intent.f_last_price,
-        intent.f_price_vs_category,
-        intent.f_hour_of_day,
-        intent.f_day_of_week
+        cast(coalesce(user_days.prior_sessions, 0) as bigint) as f_user_prior_sessions,
+        cast(coalesce(user_days.prior_purchases, 0) as bigint) as f_user_prior_purchases,
+        cast(coalesce(earlier_today.sessions_earlier_today, 0) as bigint) as f_user_sessions_earlier_today,
+        cast(points.n_carts as bigint) as f_n_carts,
+        cast(points.price as double) as f_last_price,
+        {{ price_vs_category('points.price', category_prior_mean_price('category_days')) }} as f_price_vs_category,
+        {{ point_time_features('points.event_time') }}
         {%- for category in categories %},
         cast(coalesce(user_days.prior_events_{{ category }} / nullif(user_days.prior_events, 0), 0) as double)
             as f_prior_share_{{ category }}
@@ -131,12 +135,13 @@ final as (
         cast(points.so_far_{{ category }} = 0 and points.session_{{ category }} > 0 as int) as y_{{ category }}
         {%- endfor %}
     from points
-    inner join intent
-        on points.session_id = intent.session_id and points.event_seq = intent.prediction_point
+    left join earlier_today on points.session_id = earlier_today.session_id
     left join user_days
         on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
     left join affinity_days
         on points.category_top = affinity_days.category_top and points.event_date = affinity_days.event_date
+    left join category_days
+        on points.category_top = category_days.category_top and points.event_date = category_days.event_date
 
 )
 

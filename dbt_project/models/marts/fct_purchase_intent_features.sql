@@ -57,19 +57,6 @@ user_product_days as (
 
 ),
 
--- Every session's user and start, to count the user's sessions that started earlier on
--- the same day. Incremental runs recompute every session with an event from the
--- window's first day on (macros/session_events.sql), and a session of the same user and
--- start day starts on a day from window.read_start on, so this reads no further back.
-day_sessions as (
-
-    select session_id, user_id, session_start, session_date from {{ ref('fct_sessions') }}
-    {% if is_incremental() %}
-    where session_date >= {{ window.read_start }}
-    {% endif %}
-
-),
-
 category_days as (
 
     select * from {{ ref('int_categories_days_accumulated') }}
@@ -122,24 +109,7 @@ points as (
 
 ),
 
--- The user's sessions that started earlier on this session's start day (ties in start
--- time broken by session id): known live, where the days-before history is not.
-earlier_today as (
-
-    select
-        point_sessions.session_id,
-        count(day_sessions.session_id) as sessions_earlier_today
-    from (select distinct session_id, session_user_id, session_start, session_date from points) as point_sessions
-    left join day_sessions
-        on point_sessions.session_user_id = day_sessions.user_id
-        and point_sessions.session_date = day_sessions.session_date
-        and (
-            day_sessions.session_start < point_sessions.session_start
-            or (day_sessions.session_start = point_sessions.session_start and day_sessions.session_id < point_sessions.session_id)
-        )
-    group by point_sessions.session_id
-
-),
+{{ sessions_earlier_today(window) }},
 
 with_history as (
 
@@ -165,8 +135,7 @@ with_history as (
         product_days.prior_purchases as product_prior_purchases,
         category_days.prior_views as category_prior_views,
         category_days.prior_purchases as category_prior_purchases,
-        cast(category_days.prior_view_price_sum as double) / nullif(category_days.prior_priced_views, 0)
-            as category_prior_mean_price
+        {{ category_prior_mean_price('category_days') }} as category_prior_mean_price
     from points
     left join user_days
         on points.session_user_id = user_days.user_id and points.session_date = user_days.event_date
@@ -201,10 +170,7 @@ final as (
         cast(mean_price as double) as f_mean_price,
         cast(max_price as double) as f_max_price,
         cast(price as double) as f_last_price,
-        cast(
-            case when price > 0 and category_prior_mean_price > 0 then price / category_prior_mean_price else -1 end
-            as double
-        ) as f_price_vs_category,
+        {{ price_vs_category('price', 'category_prior_mean_price') }} as f_price_vs_category,
         cast(greatest(cart_value, 0) as double) as f_cart_value,
         cast(n_carts > 0 as bigint) as f_has_cart,
         cast(event_type = 'cart' as bigint) as f_last_is_cart,
@@ -224,8 +190,7 @@ final as (
         cast(coalesce(product_prior_purchases / nullif(product_prior_views, 0), 0) as double) as f_product_prior_conversion,
         cast(coalesce(product_prior_carts / nullif(product_prior_views, 0), 0) as double) as f_product_prior_cart_rate,
         cast(coalesce(category_prior_purchases / nullif(category_prior_views, 0), 0) as double) as f_category_prior_conversion,
-        cast(hour(event_time) as bigint) as f_hour_of_day,
-        cast(dayofweek(event_time) as bigint) as f_day_of_week,
+        {{ point_time_features('event_time') }},
         cast(session_purchases > 0 as int) as label_will_purchase
     from with_history
 
