@@ -75,9 +75,10 @@ test: setup chromium ## the whole test suite: unit, integration and end to end
 test-fast: venv ## unit tests only (no JVM, no services)
 	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-lint: venv ## ruff, as CI runs it
+lint: venv ## ruff on the Python, sqlfluff on the dbt SQL (.sqlfluff), as CI runs them
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint dbt_project
 
 services-start: setup
 	$(PY) -m lakehouse.services start

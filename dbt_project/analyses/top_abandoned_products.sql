@@ -9,5 +9,5 @@ select
     round(cart_to_purchase_rate, 4) as cart_to_purchase_rate
 from {{ ref('fct_product_funnel') }}
 where cart_abandoned_sessions > 0
-order by cart_abandoned_sessions desc, product_id
+order by cart_abandoned_sessions desc, product_id asc
 limit 20

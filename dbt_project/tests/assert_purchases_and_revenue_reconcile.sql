@@ -16,17 +16,23 @@ staged as (
 
 marts as (
 
-    select 'fct_sessions' as mart, sum(n_purchases) as purchases, sum(revenue) as revenue from {{ ref('fct_sessions') }}
+    select 'fct_sessions' as mart, sum(n_purchases) as purchases, sum(revenue) as revenue
+    from {{ ref('fct_sessions') }}
     union all
-    select 'fct_funnel_daily', sum(purchases), sum(revenue) from {{ ref('fct_funnel_daily') }}
+    select 'fct_funnel_daily' as mart, sum(purchases) as purchases, sum(revenue) as revenue
+    from {{ ref('fct_funnel_daily') }}
     union all
-    select 'fct_funnel_category_daily', sum(purchases), sum(revenue) from {{ ref('fct_funnel_category_daily') }}
+    select 'fct_funnel_category_daily' as mart, sum(purchases) as purchases, sum(revenue) as revenue
+    from {{ ref('fct_funnel_category_daily') }}
     union all
-    select 'fct_funnel_brand_daily', sum(purchases), sum(revenue) from {{ ref('fct_funnel_brand_daily') }}
+    select 'fct_funnel_brand_daily' as mart, sum(purchases) as purchases, sum(revenue) as revenue
+    from {{ ref('fct_funnel_brand_daily') }}
     union all
-    select 'fct_product_funnel', sum(purchases), sum(revenue) from {{ ref('fct_product_funnel') }}
+    select 'fct_product_funnel' as mart, sum(purchases) as purchases, sum(revenue) as revenue
+    from {{ ref('fct_product_funnel') }}
     union all
-    select 'dim_users', sum(purchases), sum(total_spend) from {{ ref('dim_users') }}
+    select 'dim_users' as mart, sum(purchases) as purchases, sum(total_spend) as revenue
+    from {{ ref('dim_users') }}
 
 )
 

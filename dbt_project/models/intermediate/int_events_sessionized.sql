@@ -63,7 +63,8 @@ gaps as (
         *,
         case
             when lag(event_time) over (partition by user_id order by event_time, event_id) is null then 1
-            when unix_timestamp(event_time)
+            when
+                unix_timestamp(event_time)
                 - unix_timestamp(lag(event_time) over (partition by user_id order by event_time, event_id))
                 > {{ var('session_timeout_minutes') }} * 60 then 1
             else 0

@@ -46,7 +46,7 @@ user_sessions as (
 user_days as (
 
     select * from {{ ref('int_users_days_accumulated') }}
-    where event_date >= {{ window.read_start }} and user_id in (select user_id from touched_users)
+    where event_date >= {{ window.read_start }} and user_id in (select touched_users.user_id from touched_users)
 
 ),
 {% else %}
@@ -85,8 +85,7 @@ category_totals as (
     select
         user_id
         {%- for category in categories %},
-        max_by(prior_events_{{ category }} + events_{{ category }}, event_date) as events_{{ category }}
-        {%- endfor %}
+        max_by(prior_events_{{ category }} + events_{{ category }}, event_date) as events_{{ category }}{% endfor %}
     from user_days
     group by user_id
 
@@ -98,14 +97,14 @@ category_counts as (
         user_id,
         category_top,
         n_events,
-        row_number() over (partition by user_id order by n_events desc, category_top) as category_rank
+        row_number() over (partition by user_id order by n_events desc, category_top asc) as category_rank
     from category_totals
-    lateral view stack(
-        {{ categories | length }}
-        {%- for category in categories %},
-        '{{ category }}', events_{{ category }}
-        {%- endfor %}
-    ) per_category as category_top, n_events
+        lateral view stack(
+            {{ categories | length }}
+            {%- for category in categories %},
+            '{{ category }}', events_{{ category }}
+            {%- endfor %}
+        ) per_category as category_top, n_events
     where n_events > 0
 
 ),

@@ -25,7 +25,8 @@ days as (
 {% if is_incremental() %}
 touched_products as (
 
-    select distinct product_id from days where session_date >= {{ window.read_start }}
+    select distinct product_id from days
+    where session_date >= {{ window.read_start }}
 
 ),
 
@@ -75,9 +76,9 @@ latest as (
         max_by(events.brand, events.event_id) as brand
     from (select product_id, last_seen from products) as last_events
     inner join {{ ref('int_events_sessionized') }} as events
-        on events.product_id = last_events.product_id
-        and events.event_date = cast(last_events.last_seen as date)
-        and events.event_time = last_events.last_seen
+        on last_events.product_id = events.product_id
+        and cast(last_events.last_seen as date) = events.event_date
+        and last_events.last_seen = events.event_time
     group by last_events.product_id
 
 ),
@@ -89,19 +90,19 @@ final as (
         latest.category_top,
         latest.category_code,
         latest.brand,
-        views,
-        carts,
-        removes,
-        purchases,
-        revenue,
-        view_sessions,
-        cart_sessions,
-        purchase_sessions,
-        cart_abandoned_sessions,
-        cast(cart_sessions / nullif(view_sessions, 0) as double) as view_to_cart_rate,
-        cast(purchase_sessions / nullif(cart_sessions, 0) as double) as cart_to_purchase_rate,
-        first_seen,
-        last_seen
+        products.views,
+        products.carts,
+        products.removes,
+        products.purchases,
+        products.revenue,
+        products.view_sessions,
+        products.cart_sessions,
+        products.purchase_sessions,
+        products.cart_abandoned_sessions,
+        cast(products.cart_sessions / nullif(products.view_sessions, 0) as double) as view_to_cart_rate,
+        cast(products.purchase_sessions / nullif(products.cart_sessions, 0) as double) as cart_to_purchase_rate,
+        products.first_seen,
+        products.last_seen
     from products
     inner join latest on products.product_id = latest.product_id
 

@@ -19,7 +19,7 @@
 {%- set window = arrival_window() %}
 {%- set additive = [('viewers', 'prior_viewers', 'bigint')] %}
 {%- for category in categories %}
-    {%- do additive.append(('carted_' ~ category, 'prior_carted_' ~ category, 'bigint')) %}
+{%- do additive.append(('carted_' ~ category, 'prior_carted_' ~ category, 'bigint')) %}
 {%- endfor %}
 
 with
@@ -53,10 +53,9 @@ daily as (
         event_date,
         count_if(array_contains(viewed, category_top)) as viewers
         {%- for category in categories %},
-        count_if(array_contains(viewed, category_top) and array_contains(carted, '{{ category }}')) as carted_{{ category }}
-        {%- endfor %}
+        count_if(array_contains(viewed, category_top) and array_contains(carted, '{{ category }}')) as carted_{{ category }}{% endfor %}
     from user_days
-    lateral view explode(touched) touched_categories as category_top
+        lateral view explode(touched) touched_categories as category_top
     group by category_top, event_date
 
 ),

@@ -34,7 +34,7 @@ daily as (
         event_date,
         count_if(event_type = 'view') as views
     from events
-    group by 1, event_date
+    group by {{ user_product_key('user_id', 'product_id') }}, event_date
 
 ),
 

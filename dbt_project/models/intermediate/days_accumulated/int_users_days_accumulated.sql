@@ -20,7 +20,7 @@
     ('purchases', 'prior_purchases', 'bigint'), ('spend', 'prior_spend', 'decimal(18, 2)'),
 ] %}
 {%- for category in categories %}
-    {%- do additive.append(('events_' ~ category, 'prior_events_' ~ category, 'bigint')) %}
+{%- do additive.append(('events_' ~ category, 'prior_events_' ~ category, 'bigint')) %}
 {%- endfor %}
 
 with
@@ -66,8 +66,7 @@ event_days as (
             as spend,
         max(event_time) as last_event_time
         {%- for category in categories %},
-        count_if(category_top = '{{ category }}') as events_{{ category }}
-        {%- endfor %}
+        count_if(category_top = '{{ category }}') as events_{{ category }}{% endfor %}
     from events
     group by user_id, event_date
 
