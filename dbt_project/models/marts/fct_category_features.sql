@@ -84,8 +84,7 @@ running as (
         sum(cast(event_type = 'cart' as int)) over so_far as n_carts
         {%- for category in categories %},
         sum(cast(category_top = '{{ category }}' as int)) over so_far as so_far_{{ category }},
-        sum(cast(category_top = '{{ category }}' as int)) over whole_session as session_{{ category }}
-        {%- endfor %}
+        sum(cast(category_top = '{{ category }}' as int)) over whole_session as session_{{ category }}{% endfor %}
     from ordered
     window
         so_far as (partition by session_id order by event_seq rows between unbounded preceding and current row),
@@ -132,8 +131,7 @@ final as (
         {%- endfor %}
         {%- for category in categories %},
         -- "what else": a category the session reaches after the point without having touched it up to the point
-        cast(points.so_far_{{ category }} = 0 and points.session_{{ category }} > 0 as int) as y_{{ category }}
-        {%- endfor %}
+        cast(points.so_far_{{ category }} = 0 and points.session_{{ category }} > 0 as int) as y_{{ category }}{% endfor %}
     from points
     left join earlier_today on points.session_id = earlier_today.session_id
     left join user_days
