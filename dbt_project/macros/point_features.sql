@@ -44,12 +44,16 @@ earlier_today as (
 
 {#- Mean price of the views of a category on days before the point's day (a row of int_categories_days_accumulated), null when none was priced. -#}
 {% macro category_prior_mean_price(category_days) -%}
-    cast({{ category_days }}.prior_view_price_sum as double) / nullif({{ category_days }}.prior_priced_views, 0)
+    (cast({{ category_days }}.prior_view_price_sum as double) / nullif({{ category_days }}.prior_priced_views, 0))
 {%- endmacro %}
 
-{#- f_price_vs_category: the point's price over its category's mean viewed price on earlier days; -1 when either is unknown. -#}
+{#-
+    f_price_vs_category: the point's price over its category's mean viewed price on earlier
+    days; -1 when either is unknown. The arguments are expressions: each is parenthesised,
+    so that `price / mean` divides by the whole of `mean`.
+-#}
 {% macro price_vs_category(price, mean_price) -%}
-    cast(case when {{ price }} > 0 and {{ mean_price }} > 0 then {{ price }} / {{ mean_price }} else -1 end as double)
+    cast(case when ({{ price }}) > 0 and ({{ mean_price }}) > 0 then ({{ price }}) / ({{ mean_price }}) else -1 end as double)
 {%- endmacro %}
 
 {#- f_hour_of_day and f_day_of_week (1 = Sunday) of the point, in UTC. -#}
