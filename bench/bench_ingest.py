@@ -89,7 +89,7 @@ def _topic_size(bootstrap: str, topic: str) -> int:
 
 
 def _read_topic(spark, cfg: config.Config, topic: str, *, headers: bool = False):
-    """The whole topic as a batch read of the same Kafka source the ingest streams from (with its headers, as the ingest reads it)."""
+    """The whole topic as a batch read of the same Kafka source the ingest streams from; ``headers`` reads them as the ingest does."""
     reader = spark.read.format("kafka").option("kafka.bootstrap.servers", cfg.kafka_bootstrap).options(**cfg.spark_kafka_options)
     return reader.option("subscribe", topic).option("includeHeaders", str(headers).lower()).load()
 

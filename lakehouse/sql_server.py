@@ -127,8 +127,9 @@ class SqlServer(Service):
         """The JVM options that write the class archive at exit, or map it (see `class_archive`)."""
         if self._archive_pending.exists():
             return f"-XX:ArchiveClassesAtExit={self._archive_pending.read_text()}"
-        if self.class_archive.exists():
-            return f"-XX:SharedArchiveFile={self.class_archive} -Xshare:auto"
+        archive = self.class_archive  # a digest of every jar's metadata: computed once here
+        if archive.exists():
+            return f"-XX:SharedArchiveFile={archive} -Xshare:auto"
         return ""
 
     def stop_timeout(self) -> float:
