@@ -17,9 +17,12 @@ TEST_WORKERS ?= 2
 
 STEP := bash setup/step.sh $(STAMPS)
 
-.PHONY: setup venv spark-jars kafka-jars ferretdb superset dashboards chromium run test test-fast lint services-start services-stop services-status cluster-start cluster-stop cluster-status clean
+.PHONY: setup setup-steps venv spark-jars kafka-jars ferretdb superset dashboards chromium run test test-fast lint services-start services-stop services-status cluster-start cluster-stop cluster-status clean
 
-setup: venv spark-jars kafka-jars ferretdb superset ## install Python deps, jars, FerretDB and Superset
+setup: ## install Python deps, jars, FerretDB and Superset (side by side: downloads overlap builds)
+	@$(MAKE) --no-print-directory -j4 setup-steps
+
+setup-steps: venv spark-jars kafka-jars ferretdb superset
 
 venv: ## the pinned Python packages (enough for `make lint` and `make test-fast`)
 	@$(STEP) venv $(PY) requirements.txt -- bash -c '\
@@ -33,7 +36,7 @@ spark-jars:
 	  rm -rf $(DEPS)/jars/spark; \
 	  mvn -q -B -f setup/pom-spark.xml dependency:copy-dependencies -DoutputDirectory=$(DEPS)/jars/spark'
 
-kafka-jars:
+kafka-jars: | spark-jars  # after it: two Maven runs at once could both download an artifact they share into ~/.m2
 	@$(STEP) kafka-jars $(DEPS)/jars/kafka setup/pom-kafka.xml -- bash -c '\
 	  echo ">> Apache Kafka broker jars (Maven Central) into $(DEPS)/jars/kafka"; \
 	  rm -rf $(DEPS)/jars/kafka; \

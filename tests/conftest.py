@@ -46,6 +46,11 @@ os.environ["LAKEHOUSE_DIR"] = str(_TMP_ROOT / "lakehouse")
 for _key, _value in _TEST_ENV.items():
     _value = os.environ.get(_key, _value)
     os.environ[_key] = str(int(_value) + _WORKER * _WORKER_PORT_STEP) if _key.endswith("_PORT") else _value
+# The suite's JVMs (Spark drivers, the SQL server, the brokers) work on tiny data and mostly
+# live for seconds to minutes: most of their CPU goes to the C2 compiler's work, not to the
+# code it would speed up, and the two workers share two cores. C1 alone compiles cheaply;
+# behaviour is the same. The newcomer's clone runs without it (tests/support/newcomer.py).
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 # In-process dbt runs write their manifest, compiled SQL and logs here, not into the shared
 # checkout, where two workers' runs would overwrite each other's files.
 os.environ.setdefault("DBT_TARGET_PATH", str(_TMP_ROOT / "dbt-target"))
