@@ -5,12 +5,16 @@
 -#}
 
 {#-
-    CTEs `day_sessions` and `earlier_today`: for every session among `points`, how
-    many sessions of its user started earlier on its start day (ties in start time
-    broken by session id); known live, where the days-before history is not.
-    Incremental runs recompute every session with an event from the window's first day
-    on (macros/session_events.sql), and a session of the same user and start day starts
-    on a day from window.read_start on, so this reads no further back.
+    CTEs `day_sessions` and `earlier_today`: for every session since the window's read
+    start (every session, in a full build), how many sessions of its user started
+    earlier on its start day (ties in start time broken by session id); known live,
+    where the days-before history is not. A window over the sessions of a user and day
+    rather than a join of `points` to them: `points` is a CTE, so reading it twice
+    would compute the session windows over every event twice. A mart joins it on its
+    points' session ids. Incremental runs recompute every session with an event from
+    the window's first day on (macros/session_events.sql), and a session of the same
+    user and start day starts on a day from window.read_start on, so this reads no
+    further back.
 -#}
 {% macro sessions_earlier_today(window) %}
 
@@ -26,17 +30,12 @@ day_sessions as (
 earlier_today as (
 
     select
-        point_sessions.session_id,
-        count(day_sessions.session_id) as sessions_earlier_today
-    from (select distinct session_id, session_user_id, session_start, session_date from points) as point_sessions
-    left join day_sessions
-        on point_sessions.session_user_id = day_sessions.user_id
-        and point_sessions.session_date = day_sessions.session_date
-        and (
-            day_sessions.session_start < point_sessions.session_start
-            or (day_sessions.session_start = point_sessions.session_start and day_sessions.session_id < point_sessions.session_id)
-        )
-    group by point_sessions.session_id
+        session_id,
+        count(*) over (
+            partition by user_id, session_date order by session_start, session_id
+            rows between unbounded preceding and 1 preceding
+        ) as sessions_earlier_today
+    from day_sessions
 
 )
 

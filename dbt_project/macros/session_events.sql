@@ -8,13 +8,22 @@
 {%- endmacro %}
 
 {#-
-    The two windows over a session's events in that order: `in_order` (for row_number)
-    and `whole_session` (every event of the session, for its aggregates and first and
-    last values). One sort serves both.
+    The windows over a session's events in that order: `in_order` (for row_number and
+    lag), `whole_session` (every event of the session, for its aggregates and first and
+    last values) and, with so_far=true, `so_far` (events 1..k, for running aggregates).
+    One sort serves them all, and a query whose input is already in this order (the
+    `ordered` CTE below, filtered or not) is not sorted again: ordering by `event_seq`
+    instead would give the same frames but cost a second sort of every event.
 -#}
-{% macro session_windows() -%}
+{% macro session_windows(so_far=false) -%}
     window
         in_order as (partition by session_id order by {{ session_event_order() }}),
+        {%- if so_far %}
+        so_far as (
+            partition by session_id order by {{ session_event_order() }}
+            rows between unbounded preceding and current row
+        ),
+        {%- endif %}
         whole_session as (
             partition by session_id order by {{ session_event_order() }}
             rows between unbounded preceding and unbounded following
@@ -66,7 +75,10 @@ session_events as (
     `window`, from `arrival_window()`) and `ordered` (those events with event_seq =
     position in the session, in `session_event_order()`, the session's user, start
     and start date, and `is_prediction_point`). Shared by both ML feature marts so that
-    their prediction points are the same rows.
+    their prediction points are the same rows. `whole_session` maps column names to
+    aggregates over all of the session's events, computed in this pass: a mart that
+    needs only events 1..K for its running features can then drop the later events
+    before its own windows (`where event_seq <= var intent_prediction_points`).
 
     The prediction-point rule, stated here only: the point just after event k exists
     for k = 1..var intent_prediction_points (K) while the session has no purchase among
@@ -76,7 +88,7 @@ session_events as (
     rule (streaming.session_features.last_point) with the same K, which Python reads
     from dbt_project.yml (ml.feature_contract.prediction_points).
 -#}
-{% macro ordered_session_events(window) %}
+{% macro ordered_session_events(window, whole_session={}) %}
 
 {{ session_events(window, 'select distinct session_id from events where event_date >= ' ~ window.start) }}
 
@@ -94,6 +106,9 @@ ordered as (
         first_value(user_id) over whole_session as session_user_id,
         first_value(event_time) over whole_session as session_start,
         cast(first_value(event_time) over whole_session as date) as session_date
+        {%- for name, aggregate in whole_session.items() %},
+        {{ aggregate }} over whole_session as {{ name }}
+        {%- endfor %}
     from session_events
     {{ session_windows() }}
 

@@ -39,7 +39,12 @@
 
 with
 
-{{ ordered_session_events(window) }},
+{%- set session_totals = {} %}
+{%- for category in categories %}
+{%- do session_totals.update({'session_' ~ category: "sum(cast(category_top = '" ~ category ~ "' as int))"}) %}
+{%- endfor %}
+
+{{ ordered_session_events(window, whole_session=session_totals) }},
 
 user_days as (
 
@@ -84,11 +89,10 @@ running as (
         sum(cast(event_type = 'cart' as int)) over so_far as n_carts
         {%- for category in categories %},
         sum(cast(category_top = '{{ category }}' as int)) over so_far as so_far_{{ category }},
-        sum(cast(category_top = '{{ category }}' as int)) over whole_session as session_{{ category }}{% endfor %}
+        session_{{ category }}{% endfor %}
     from ordered
-    window
-        so_far as (partition by session_id order by event_seq rows between unbounded preceding and current row),
-        whole_session as (partition by session_id)
+    where event_seq <= {{ var('intent_prediction_points') }}  -- the points' events 1..k: no point lies further
+    {{ session_windows(so_far=true) }}
 
 ),
 

@@ -28,7 +28,7 @@
 
 with
 
-{{ ordered_session_events(window) }},
+{{ ordered_session_events(window, whole_session={'session_purchases': "sum(cast(event_type = 'purchase' as int))"}) }},
 
 user_days as (
 
@@ -81,24 +81,22 @@ running as (
         product_id,
         category_top,
         price,
+        session_purchases,
         sum(cast(event_type = 'view' as int)) over so_far as n_views,
         sum(cast(event_type = 'cart' as int)) over so_far as n_carts,
         sum(cast(event_type = 'remove_from_cart' as int)) over so_far as n_removes,
-        sum(cast(event_type = 'purchase' as int)) over whole_session as session_purchases,
         size(collect_set(product_id) over so_far) as n_distinct_products,
         size(collect_set(category_id) over so_far) as n_distinct_categories,
         size(collect_set(case when event_type = 'view' then product_id end) over so_far) as n_distinct_viewed_products,
-        lag(event_time) over by_position as previous_event_time,
+        lag(event_time) over in_order as previous_event_time,
         avg(price) over so_far as mean_price,
         max(price) over so_far as max_price,
         sum(
             case when event_type = 'cart' then price when event_type = 'remove_from_cart' then -price else 0 end
         ) over so_far as cart_value
     from ordered
-    window
-        by_position as (partition by session_id order by event_seq),
-        so_far as (partition by session_id order by event_seq rows between unbounded preceding and current row),
-        whole_session as (partition by session_id)
+    where event_seq <= {{ var('intent_prediction_points') }}  -- the points' events 1..k: no point lies further
+    {{ session_windows(so_far=true) }}
 
 ),
 
