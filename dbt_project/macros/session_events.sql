@@ -78,7 +78,7 @@ session_events as (
     their prediction points are the same rows. `whole_session` maps column names to
     aggregates over all of the session's events, computed in this pass: a mart that
     needs only events 1..K for its running features can then drop the later events
-    before its own windows (`where event_seq <= var intent_prediction_points`).
+    before its own windows (`where {{ within_point_limit() }}`).
 
     The prediction-point rule, stated here only: the point just after event k exists
     for k = 1..var intent_prediction_points (K) while the session has no purchase among
@@ -88,6 +88,14 @@ session_events as (
     rule (streaming.session_features.last_point) with the same K, which Python reads
     from dbt_project.yml (ml.feature_contract.prediction_points).
 -#}
+{#-
+    Whether event number `seq` of a session lies within the first K (var
+    intent_prediction_points): only such an event can be followed by a prediction point.
+-#}
+{% macro within_point_limit(seq='event_seq') -%}
+    {{ seq }} <= {{ var('intent_prediction_points') }}
+{%- endmacro %}
+
 {% macro ordered_session_events(window, whole_session={}) %}
 
 {{ session_events(window, 'select distinct session_id from events where event_date >= ' ~ window.start) }}
@@ -99,7 +107,7 @@ ordered as (
         row_number() over in_order as event_seq,
         -- in_order's default frame runs from the session's first event to this one
         -- (its order is unique per event), so the sum counts purchases among events 1..k
-        row_number() over in_order <= {{ var('intent_prediction_points') }}
+        {{ within_point_limit('row_number() over in_order') }}
             and sum(cast(event_type = 'purchase' as int)) over in_order = 0 as is_prediction_point,
         -- the session's user and start as fct_sessions has them (its first event's), from
         -- this same pass: joining fct_sessions would shuffle every event once more

@@ -91,7 +91,7 @@ running as (
         sum(cast(category_top = '{{ category }}' as int)) over so_far as so_far_{{ category }},
         session_{{ category }}{% endfor %}
     from ordered
-    where event_seq <= {{ var('intent_prediction_points') }}  -- the points' events 1..k: no point lies further
+    where {{ within_point_limit() }}  -- the points' events 1..k: no point lies further
     {{ session_windows(so_far=true) }}
 
 ),

@@ -95,7 +95,7 @@ running as (
             case when event_type = 'cart' then price when event_type = 'remove_from_cart' then -price else 0 end
         ) over so_far as cart_value
     from ordered
-    where event_seq <= {{ var('intent_prediction_points') }}  -- the points' events 1..k: no point lies further
+    where {{ within_point_limit() }}  -- the points' events 1..k: no point lies further
     {{ session_windows(so_far=true) }}
 
 ),
