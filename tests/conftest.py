@@ -9,6 +9,7 @@ stop them at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,15 @@ os.environ["LAKEHOUSE_DIR"] = str(_TMP_ROOT / "lakehouse")
 for _key, _value in _TEST_ENV.items():
     _value = os.environ.get(_key, _value)
     os.environ[_key] = str(int(_value) + _WORKER * _WORKER_PORT_STEP) if _key.endswith("_PORT") else _value
+# The JVMs the tests start and stop (streaming jobs, brokers, pipeline runs) work on tiny
+# data for seconds to minutes: most of their CPU goes to the C2 compiler's work, not to the
+# code it would speed up, and the two workers share two cores. C1 alone compiles cheaply;
+# behaviour is the same. The two that compute for a whole session, this process's Spark
+# (the `spark` fixture, which in-process dbt reuses) and the `sql_server` fixture's, keep
+# the default: C1 alone made them slower (`_full_jit`). The newcomer's clone runs without
+# it (tests/support/newcomer.py).
+_JIT_OPTIONS = "JAVA_TOOL_OPTIONS"
+os.environ.setdefault(_JIT_OPTIONS, "-XX:TieredStopAtLevel=1")
 # In-process dbt runs write their manifest, compiled SQL and logs here, not into the shared
 # checkout, where two workers' runs would overwrite each other's files.
 os.environ.setdefault("DBT_TARGET_PATH", str(_TMP_ROOT / "dbt-target"))
@@ -138,6 +148,17 @@ def mlflow_uri(cfg: config.Config) -> Iterator[str]:
         yield cfg.mlflow_uri
 
 
+@contextlib.contextmanager
+def _full_jit() -> Iterator[None]:
+    """A JVM started within keeps the default JIT (see `_JIT_OPTIONS`); the variable is back after."""
+    saved = os.environ.pop(_JIT_OPTIONS, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[_JIT_OPTIONS] = saved
+
+
 @pytest.fixture(scope="session")
 def spark(cfg: config.Config):
     """One Spark session (with the Derby catalog in the test lakehouse) for the run.
@@ -146,7 +167,8 @@ def spark(cfg: config.Config):
     """
     from lakehouse.spark import get_spark
 
-    session = get_spark("tests", catalog=True, cfg=cfg)
+    with _full_jit():
+        session = get_spark("tests", catalog=True, cfg=cfg)
     yield session
     session.stop()
 
@@ -161,7 +183,8 @@ def sql_server() -> Iterator[config.Config]:
     """
     server_cfg = config.load({**os.environ, "LAKEHOUSE_DIR": str(_TMP_ROOT / "sql-server-lakehouse"), "LAKEHOUSE_CATALOG": "server"})
     svc = services.all_services(server_cfg)["sql"]
-    svc.start()
+    with _full_jit():
+        svc.start()
     try:
         yield server_cfg
     finally:

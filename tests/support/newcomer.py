@@ -9,8 +9,9 @@ from pathlib import Path
 from lakehouse import config
 
 COMMAND_TIMEOUT_S = 600
-# Variables a newcomer has not set: the project's settings and the families the README names.
-_PREFIXES = ("LAKEHOUSE_", "KAFKA_", "MONGO_", "MLFLOW_", "SPARK_", "DBT_")
+# Variables a newcomer has not set: the project's settings and the families the README names,
+# and the JVM options the test session sets for its own JVMs (tests/conftest.py).
+_PREFIXES = ("LAKEHOUSE_", "KAFKA_", "MONGO_", "MLFLOW_", "SPARK_", "DBT_", "JAVA_TOOL_OPTIONS")
 
 
 def newcomer_env() -> dict[str, str]:
