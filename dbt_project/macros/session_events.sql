@@ -71,6 +71,14 @@ session_events as (
 {%- endmacro %}
 
 {#-
+    Whether event number `seq` of a session lies within the first K (var
+    intent_prediction_points): only such an event can be followed by a prediction point.
+-#}
+{% macro within_point_limit(seq='event_seq') -%}
+    {{ seq }} <= {{ var('intent_prediction_points') }}
+{%- endmacro %}
+
+{#-
     CTEs `session_events` (incremental runs take the sessions with an event dated in
     `window`, from `arrival_window()`) and `ordered` (those events with event_seq =
     position in the session, in `session_event_order()`, the session's user, start
@@ -88,14 +96,6 @@ session_events as (
     rule (streaming.session_features.last_point) with the same K, which Python reads
     from dbt_project.yml (ml.feature_contract.prediction_points).
 -#}
-{#-
-    Whether event number `seq` of a session lies within the first K (var
-    intent_prediction_points): only such an event can be followed by a prediction point.
--#}
-{% macro within_point_limit(seq='event_seq') -%}
-    {{ seq }} <= {{ var('intent_prediction_points') }}
-{%- endmacro %}
-
 {% macro ordered_session_events(window, whole_session={}) %}
 
 {{ session_events(window, 'select distinct session_id from events where event_date >= ' ~ window.start) }}
