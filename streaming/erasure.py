@@ -11,7 +11,8 @@ time), then removes or scrubs what each store holds:
   reconciliation still finds every Kafka record exactly once;
 * quarantine: rows whose payload names the user lose their payload and detail (the
   reason and coordinates stay);
-* every dbt table with a ``user_id`` column: rows deleted (aggregates hold no user);
+* every dbt table with a ``user_id`` column: rows deleted (aggregates hold no user),
+  and, in a table with deletion vectors, purged from its live files;
 * CSV files under ``output/`` and the CSV copies the embedded MLflow server keeps as
   run artifacts: rows of the user dropped;
 * Kafka: records cannot be deleted one by one; they leave with the topic's retention,
@@ -194,13 +195,40 @@ def _retry(action, attempts: int = 5):
 
 
 def _delete_rows(spark, path: Path, condition) -> int:
-    """Delete matching rows from a Delta table by path; how many there were."""
+    """Delete matching rows from a Delta table by path; how many there were.
+
+    On a table with deletion vectors the rows are then purged from its live files
+    (:func:`purge_deletion_vectors`), so that the VACUUM after them can remove them.
+    """
     from delta.tables import DeltaTable
 
     found = spark.read.format("delta").load(str(path)).filter(condition).count()
     if found:
         _retry(lambda: DeltaTable.forPath(spark, str(path)).delete(condition))
+    purge_deletion_vectors(spark, path)
     return found
+
+
+def _has_deletion_vectors(path: Path) -> bool:
+    """Whether the table at ``path`` may hold deletion vectors (its protocol has the feature)."""
+    from deltalake import DeltaTable
+
+    features = DeltaTable(str(path), without_files=True).protocol().reader_features or []
+    return "deletionVectors" in features
+
+
+def purge_deletion_vectors(spark, path: Path) -> None:
+    """Rewrite the files of ``path`` that carry deletion vectors without the rows they mark.
+
+    With deletion vectors (the ML feature marts: their MERGEs mark replaced rows instead
+    of copying the rest of each file) a deleted or replaced row stays in a live data
+    file, marked, and no VACUUM removes a live file; so a DELETE alone would leave the
+    user's rows, and the older versions of their updated rows, on disk. REORG ... PURGE
+    rewrites those files without the marked rows; the files it replaces are ordinary
+    removed files that the next VACUUM deletes.
+    """
+    if _has_deletion_vectors(path):
+        _retry(lambda: spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)").collect())
 
 
 def tombstone_bronze(spark, cfg: config.Config, user_id: int, now: datetime) -> StoreReceipt:

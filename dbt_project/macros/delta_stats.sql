@@ -15,3 +15,16 @@
 {% macro delta_stats_on(columns) -%}
     {{ return({'delta.dataSkippingStatsColumns': columns}) }}
 {%- endmacro %}
+
+{#-
+    `properties` (a dict of table properties, e.g. from delta_stats_on) with deletion
+    vectors on: a MERGE then marks the rows it replaces instead of rewriting every file
+    that holds one. For the ML feature marts, whose next-day MERGE updates a few hundred
+    rows of the previous day (sessions that ran past midnight) spread over all of that
+    day's files, and would otherwise copy the whole day. Erasure purges the marked rows
+    (streaming/erasure.py, REORG ... APPLY (PURGE)) before it vacuums.
+-#}
+{% macro with_deletion_vectors(properties) -%}
+    {%- do properties.update({'delta.enableDeletionVectors': 'true'}) -%}
+    {{ return(properties) }}
+{%- endmacro %}

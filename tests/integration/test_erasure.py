@@ -15,6 +15,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from typer.testing import CliRunner
 
@@ -66,6 +67,10 @@ def _seed_stores(spark, cfg, mongo, tmp_path) -> tuple:
     frame = spark.createDataFrame(rows, "user_id bigint, session_id string")
     mart = cfg.warehouse_dir / "analytics.db" / "erasure_test_sessions"
     frame.write.format("delta").mode("overwrite").save(str(mart))
+    # like the ML feature marts: deletion vectors on, and a row replaced by a later write,
+    # so that the victim's old version stays in a live file, marked as deleted
+    spark.sql(f"ALTER TABLE delta.`{mart}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    DeltaTable.forPath(spark, str(mart)).update(F.col("session_id") == f"s-{VICTIM}-0", {"session_id": F.lit(f"s-{VICTIM}-0b")})
     preds = predictions_path(cfg)
     before_preds = spark.read.format("delta").load(str(preds)).count() if (preds / "_delta_log").is_dir() else 0
     coll = connect(mongo)[str(cfg["MONGO_DB"])][COLLECTION]
@@ -125,6 +130,8 @@ def test_erase_user_leaves_nothing_in_any_store_and_keeps_everyone_else(spark, c
     # VACUUM at retention 0 (no stream runs here): no data file of bronze holds the user, old versions included
     files = spark.read.format("parquet").load(str(paths.events) + "/event_date=*/*.parquet")
     assert files.filter(F.col("user_id") == VICTIM).count() == 0
+    # nor any data file of the mart with deletion vectors: its marked rows were purged first
+    assert spark.read.format("parquet").load(str(mart) + "/*.parquet").filter(F.col("user_id") == VICTIM).count() == 0
     assert erasure.erased_users(cfg)[VICTIM] <= datetime.now(UTC).replace(tzinfo=None)
 
     # the commands of the README: the register lists the user; vacuum runs

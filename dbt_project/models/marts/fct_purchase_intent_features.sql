@@ -14,7 +14,7 @@
 
 {{
     config(
-        tblproperties=delta_stats_on('prediction_time, user_id'),
+        tblproperties=with_deletion_vectors(delta_stats_on('prediction_time, user_id')),
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
         pre_hook="{{ delete_vanished_sessions('event_date', ended_by_a_late_purchase=true) }}",
