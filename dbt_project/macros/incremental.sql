@@ -202,30 +202,20 @@
     there has an event on that date, carrying its current session id, in
     int_events_sessionized.
 
-    `ended_by_a_late_purchase` (the feature marts): the same statement also deletes the
-    rows of the sessions that `sessions_ended_by_a_late_purchase` selects, dated from
-    `window.read_start` on (macros/session_events.sql says why). One MERGE for both: each
-    is a pass over the window's partitions and a Delta commit, even when it deletes nothing.
+    The ML feature marts need no such delete: they replace every date from `start` on
+    (`replace_days_then_merge`, macros/incremental_writes.sql).
 -#}
-{% macro delete_vanished_sessions(date_column, ended_by_a_late_purchase=false) -%}
+{% macro delete_vanished_sessions(date_column) -%}
     {%- set window = arrival_window() if is_incremental() else none -%}
     {%- if window and not nothing_arrived(window) -%}  {#- nothing arrived: no session vanished -#}
         {%- set start = window.start -%}
         merge into {{ this }} as target
         using (
-            select session_id from (
-                select session_id from {{ this }} where {{ date_column }} >= {{ start }}
-                except
-                select session_id from {{ ref('int_events_sessionized') }} where event_date >= {{ start }}
-            ) as vanished
-            {%- if ended_by_a_late_purchase %}
-            union
-            select session_id from ({{ sessions_ended_by_a_late_purchase(window) }}) as bought
-            {%- endif %}
-        ) as stale
-        {#- a vanished session's rows are all dated from `start` on: the wider bound deletes no more of them #}
-        on target.session_id = stale.session_id
-            and target.{{ date_column }} >= {{ window.read_start if ended_by_a_late_purchase else start }}
+            select session_id from {{ this }} where {{ date_column }} >= {{ start }}
+            except
+            select session_id from {{ ref('int_events_sessionized') }} where event_date >= {{ start }}
+        ) as vanished
+        on target.session_id = vanished.session_id and target.{{ date_column }} >= {{ start }}
         when matched then delete
     {%- endif -%}
 {%- endmacro %}

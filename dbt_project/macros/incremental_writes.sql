@@ -11,7 +11,9 @@
       rows the run brings. A model whose rows are dated (meta `merge_prune_column`, its
       partition column) can only match target rows dated on or after the window's
       `read_start` (every session a run recomputes began then or later), so that bound
-      joins the ON clause and Delta reads only those partitions.
+      joins the ON clause and Delta reads only those partitions. The ML feature marts
+      (meta `replaces_days_from_start`) replace most of their window instead and merge
+      only its first rows (`replace_days_then_merge`, below).
     * insert_overwrite: the rows dated from the window's `start` (or `read_start`, meta
       `rebuilds_from`) on are replaced with the run's rows in one Delta commit
       (`INSERT INTO ... REPLACE WHERE <partition column> >= <bound>`). dbt-spark's
@@ -25,13 +27,66 @@
     {%- if nothing_arrived(window) -%}
         {{ return(unchanged_statement()) }}
     {%- endif -%}
-    {%- set column = config.get('meta', {}).get('merge_prune_column') -%}
+    {%- set meta = config.get('meta', {}) -%}
+    {%- set column = meta.get('merge_prune_column') -%}
+    {%- if meta.get('replaces_days_from_start') -%}
+        {{ return(replace_days_then_merge(target, source, unique_key, window, column)) }}
+    {%- endif -%}
     {%- set predicates = [] + (incremental_predicates or []) -%}
     {%- if column -%}
         {%- do predicates.append('DBT_INTERNAL_DEST.' ~ column ~ ' >= ' ~ window.read_start) -%}
     {%- endif -%}
     {{ return(dbt.spark__get_merge_sql(target, source, unique_key, dest_columns, predicates)) }}
 {% endmacro %}
+
+{#-
+    The write of the ML feature marts (meta `replaces_days_from_start`). Their runs
+    recompute every session with an event dated on or after the window's `start`, so the
+    run's rows hold every row dated from `start` on: those dates are replaced in one Delta
+    commit (REPLACE WHERE), which neither reads nor joins the rows it replaces. The run's
+    rows dated earlier belong to the few sessions that began before `start` and reach into
+    it (they cross midnight); those are merged by key within [`read_start`, `start`). A
+    MERGE of every row of the run would join them all with the table's rows of those
+    dates, and needs a pre-hook that deletes the rows of vanished sessions and of points a
+    late purchase ended, another pass over the same dates.
+
+    Why the earlier-dated rows need no delete: every arrived event is dated `start` or
+    later (that is how `start` is chosen), so it sorts after every event dated before. A
+    point dated before `start` keeps its events 1..k, its history and its existence (a late
+    purchase ends only the points after it); only what the session does after the point
+    (the labels) can change, which the merge updates. A session that vanished (joined to
+    an earlier one by a late event) had only events from `start` on, so only rows that
+    the replace drops.
+
+    The run's rows are cached for the two statements, so their query runs once;
+    `release_cached_rows` (post-hook) frees them. Two commits: between them a reader sees
+    the new rows from `start` on beside the earlier rows of midnight-crossing sessions as
+    the last run left them. A failure between them leaves the watermark where it was
+    (`record_arrivals` is a later post-hook), so the next run writes both again.
+-#}
+{% macro replace_days_then_merge(target, source, unique_key, window, column) %}
+    {%- call statement('cache_run_rows') -%}
+        cache table {{ source }}
+    {%- endcall -%}
+    {%- set columns = adapter.get_columns_in_relation(target) | map(attribute='quoted') | join(', ') -%}
+    {%- call statement('replace_days') -%}
+        insert into table {{ target }} replace where {{ column }} >= {{ window.start }}
+        select {{ columns }} from {{ source }} where {{ column }} >= {{ window.start }}
+    {%- endcall -%}
+    {%- set earlier = '(select * from ' ~ source ~ ' where ' ~ column ~ ' < ' ~ window.start ~ ')' -%}
+    {%- set predicates = [
+        'DBT_INTERNAL_DEST.' ~ column ~ ' >= ' ~ window.read_start,
+        'DBT_INTERNAL_DEST.' ~ column ~ ' < ' ~ window.start,
+    ] -%}
+    {{ return(dbt.spark__get_merge_sql(target, earlier, unique_key, none, predicates)) }}
+{% endmacro %}
+
+{#- Post-hook of the models written by `replace_days_then_merge`: free the run's cached rows. -#}
+{% macro release_cached_rows() -%}
+    {%- if is_incremental() and not model_unchanged() -%}
+        uncache table if exists {{ this.identifier ~ '__dbt_tmp' }}
+    {%- endif -%}
+{%- endmacro %}
 
 {% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
     {%- set arrivals = source('bronze', 'events') if model.name == 'int_events_sessionized' else none -%}

@@ -123,18 +123,3 @@ ordered as (
 )
 
 {% endmacro %}
-
-{#-
-    The sessions that received a purchase since the model's last run (a query): the
-    feature marts delete their rows (`delete_vanished_sessions(..., ended_by_a_late_purchase=true)`)
-    so that the merge leaves them their current points only. A late purchase that sorts
-    before a session's existing points ends those points (the rule above), and a merge
-    only inserts and updates. Other arrivals can only add points (and a session they
-    join into another is removed as vanished). Those sessions' rows are all dated from
-    `window.read_start` on: the session has an event in the window and spans at most
-    var max_session_days.
--#}
-{% macro sessions_ended_by_a_late_purchase(window) -%}
-    select distinct session_id from {{ ref('int_events_sessionized') }}
-    where event_date >= {{ window.start }} and ingested_at > {{ window.arrived_after }} and event_type = 'purchase'
-{%- endmacro %}

@@ -83,8 +83,8 @@ def test_both_feature_marts_take_their_points_from_the_one_rule():
         text = (DBT / "models" / "marts" / f"{name}.sql").read_text()
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         assert "where is_prediction_point" in code and "intent_prediction_points" not in code, name
-        # a late purchase ends points a merge would keep
-        assert "delete_vanished_sessions('event_date', ended_by_a_late_purchase=true)" in text, name
+        # a late purchase ends points a merge would keep: the dates it can touch are replaced
+        assert "'replaces_days_from_start': true" in text and "release_cached_rows()" in text, name
 
 
 def test_incremental_models_merge_and_record_what_they_consumed():

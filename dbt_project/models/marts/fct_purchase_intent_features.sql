@@ -9,16 +9,17 @@
 -- product, use days before the day of the k-th event. Label: the session purchases later (after event k; as no point has a purchase
 -- yet, that is: the session has a purchase).
 --
--- Partitioned by event_date: the merge rewrites only files of the days whose sessions
--- changed (rows of a session are dated by their prediction point).
+-- Partitioned by event_date (rows of a session are dated by their prediction point): an
+-- incremental run replaces the days from its window's start and merges the few earlier
+-- rows of sessions that cross into it (replace_days_then_merge, macros/incremental_writes.sql).
 
 {{
     config(
         tblproperties=with_deletion_vectors(delta_stats_on('prediction_time, user_id')),
         unique_key=['session_id', 'prediction_point'],
         partition_by=['event_date'],
-        pre_hook="{{ delete_vanished_sessions('event_date', ended_by_a_late_purchase=true) }}",
-        meta={'merge_prune_column': 'event_date'},
+        post_hook="{{ release_cached_rows() }}",
+        meta={'merge_prune_column': 'event_date', 'replaces_days_from_start': true},
     )
 }}
 
