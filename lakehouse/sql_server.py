@@ -70,13 +70,18 @@ def server_conf(cfg: config.Config) -> dict[str, str]:
 
 
 def classpath_key(cfg: config.Config) -> str:
-    """A short digest of the Java and the jars a server JVM runs: a class archive is valid for these only."""
+    """A short digest of the Java and the jars a server JVM runs: a class archive is valid for these only.
+
+    The jars by path, not only by name: the JVM records the class path an archive was
+    written with and refuses the archive once an entry is missing, so a checkout that was
+    moved, or a second one sharing this `.deps` folder, must write an archive of its own.
+    """
     java = shutil.which("java") or "java"
     jars = [*sorted(cfg.spark_jars_dir.glob("*.jar")), *sorted((pyspark_home() / "jars").glob("*.jar"))]
     digest = hashlib.sha256(os.path.realpath(java).encode())
     for jar in jars:
         stat = jar.stat()
-        digest.update(f"{jar.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(f"{jar.absolute()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lakehouse import config, services
 from lakehouse.spark import spark_conf
-from lakehouse.sql_server import CONNECT_PLUGIN, THRIFT_SERVER_CLASS, SqlServer, server_conf
+from lakehouse.sql_server import CONNECT_PLUGIN, THRIFT_SERVER_CLASS, SqlServer, classpath_key, server_conf
 
 
 def _cfg(tmp_path: Path, **extra: str) -> config.Config:
@@ -96,6 +97,21 @@ def test_the_archive_is_keyed_on_the_jars(tmp_path: Path):
     jars.mkdir(parents=True)
     (jars / "delta-spark_2.13-4.0.0.jar").write_bytes(b"jar")
     assert server.class_archive != before
+
+
+def test_the_archive_is_keyed_on_where_the_jars_are(tmp_path: Path):
+    """The JVM refuses an archive whose class path has moved: the same jars elsewhere need another one."""
+    keys = []
+    for checkout in ("one", "moved"):
+        jars = tmp_path / checkout / "deps" / "jars" / "spark"
+        jars.mkdir(parents=True)
+        (jars / "delta-spark_2.13-4.0.0.jar").write_bytes(b"jar")
+        os.utime(jars / "delta-spark_2.13-4.0.0.jar", ns=(1_000_000_000, 1_000_000_000))
+        cfg = _cfg(tmp_path / checkout, LAKEHOUSE_DEPS_DIR=str(tmp_path / checkout / "deps"))
+        assert cfg.spark_jars_dir == jars
+        keys.append(classpath_key(cfg))
+    assert keys[0] != keys[1]
+    assert classpath_key(cfg) == keys[1]  # and stable for one checkout
 
 
 def test_a_start_after_a_server_that_died_without_a_stop_deletes_its_partial_archive(tmp_path: Path):
