@@ -59,7 +59,9 @@
     the replace drops.
 
     The run's rows are cached for the two statements, so their query runs once;
-    `release_cached_rows` (post-hook) frees them. Two commits: between them a reader sees
+    `release_cached_rows` (post-hook) frees them. A run that fails before it leaves them
+    cached in the session; Spark evicts cached blocks when a query needs the memory, so
+    they cost memory, not correctness. Two commits: between them a reader sees
     the new rows from `start` on beside the earlier rows of midnight-crossing sessions as
     the last run left them. A failure between them leaves the watermark where it was
     (`record_arrivals` is a later post-hook), so the next run writes both again.
