@@ -70,10 +70,10 @@
     {%- call statement('cache_run_rows') -%}
         cache table {{ source }}
     {%- endcall -%}
-    {%- set columns = adapter.get_columns_in_relation(target) | map(attribute='quoted') | join(', ') -%}
+    {%- do invocation_memo().update({'cached rows ' ~ this: source}) -%}
+    {%- set from_start = '(select * from ' ~ source ~ ' where ' ~ column ~ ' >= ' ~ window.start ~ ')' -%}
     {%- call statement('replace_days') -%}
-        insert into table {{ target }} replace where {{ column }} >= {{ window.start }}
-        select {{ columns }} from {{ source }} where {{ column }} >= {{ window.start }}
+        {{ replace_dates_sql(target, from_start, column, window.start) }}
     {%- endcall -%}
     {%- set earlier = '(select * from ' ~ source ~ ' where ' ~ column ~ ' < ' ~ window.start ~ ')' -%}
     {%- set predicates = [
@@ -83,10 +83,11 @@
     {{ return(dbt.spark__get_merge_sql(target, earlier, unique_key, none, predicates)) }}
 {% endmacro %}
 
-{#- Post-hook of the models written by `replace_days_then_merge`: free the run's cached rows. -#}
+{#- Post-hook of the models written by `replace_days_then_merge`: free the rows it cached in this run, if it did. -#}
 {% macro release_cached_rows() -%}
-    {%- if is_incremental() and not model_unchanged() -%}
-        uncache table if exists {{ this.identifier ~ '__dbt_tmp' }}
+    {%- set cached = invocation_memo().pop('cached rows ' ~ this, none) if execute else none -%}
+    {%- if cached is not none -%}
+        uncache table if exists {{ cached }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -99,10 +100,19 @@
     {%- set column = config.get('partition_by') -%}
     {%- set column = column if column is string else column[0] -%}
     {%- set bound = window[config.get('meta', {}).get('rebuilds_from', 'start')] -%}
-    {%- set columns = adapter.get_columns_in_relation(target_relation) | map(attribute='quoted') | join(', ') -%}
-    insert into table {{ target_relation }} replace where {{ column }} >= {{ bound }}
-    select {{ columns }} from {{ source_relation }}
+    {{ return(replace_dates_sql(target_relation, source_relation, column, bound)) }}
 {% endmacro %}
+
+{#-
+    The statement that replaces the rows of `target` dated (`column`) from `bound` on with
+    the rows of `source` (a relation or a parenthesized query), in one Delta commit; Delta
+    refuses the write if a row of `source` lies outside the bound.
+-#}
+{% macro replace_dates_sql(target, source, column, bound) -%}
+    {%- set columns = adapter.get_columns_in_relation(target) | map(attribute='quoted') | join(', ') -%}
+    insert into table {{ target }} replace where {{ column }} >= {{ bound }}
+    select {{ columns }} from {{ source }}
+{%- endmacro %}
 
 {#- What runs instead of a write that has nothing to write (dbt needs a statement). -#}
 {% macro unchanged_statement() -%}
