@@ -66,6 +66,11 @@ def server_conf(cfg: config.Config) -> dict[str, str]:
         "spark.connect.grpc.binding.port": str(cfg["SQL_SERVER_CONNECT_PORT"]),
         # Many clients share one application: a `dbt run` must not hold every core while a query waits.
         "spark.scheduler.mode": "FAIR",
+        # Thrift runs every statement with java.time dates (spark.sql.datetime.java8API.enabled),
+        # and Delta's answer from file statistics to min()/max() of a date column casts them to
+        # java.sql.Date: `select max(session_date) from ...` failed with a ClassCastException
+        # (delta-io/delta#4201). Off, such a query scans the column instead.
+        "spark.databricks.delta.optimizeMetadataQuery.enabled": "false",
     }
 
 

@@ -132,6 +132,23 @@ def test_a_table_made_through_thrift_is_seen_through_connect(on_sql_server: conf
     assert sorted(r.id for r in spark.table("default.made_by_beeline").collect()) == [1, 2]
 
 
+def test_min_and_max_of_a_date_column_answer_on_both_protocols(on_sql_server: config.Config):
+    """What a user asks of a mart first (its first and last day) answers through Thrift and Connect.
+
+    Delta answers min()/max() from file statistics, and that shortcut failed on every
+    Thrift statement with a date column (ClassCastException, delta-io/delta#4201).
+    """
+    create = "create or replace table default.dated using delta as select date_add(date'2019-11-01', cast(id as int)) as d from range(3)"
+    subprocess.run(_beeline(on_sql_server, create), check=True, capture_output=True)
+    query = "select min(d) as first_day, max(d) as last_day from default.dated"
+    thrift = subprocess.run(_beeline(on_sql_server, query), capture_output=True, text=True)
+    assert thrift.returncode == 0, thrift.stderr[-2000:]
+    assert "2019-11-01,2019-11-03" in thrift.stdout.splitlines()
+    connect = subprocess.run(_sql_command(query), capture_output=True, text=True, cwd=config.REPO_ROOT)
+    assert connect.returncode == 0, connect.stderr[-2000:]
+    assert json.loads(connect.stdout) == [{"first_day": "2019-11-01", "last_day": "2019-11-03"}]
+
+
 def test_hive_function_registry_loads_on_the_servers_classpath(spark):
     """The Thrift server's session close can be the first to load Hive's function registry.
 
