@@ -2,8 +2,13 @@
 -- each step for the product (cumulative, as in fct_sessions), with the two step rates
 -- and the number of sessions that carted the product but did not buy it.
 -- The sum of the product's session days (int_product_funnel_days). Incremental: the
--- products with a day that the upstream run rebuilt (from the window's read_start on)
--- are re-added from all their days.
+-- products of the sessions that received events (as dim_users takes their users) are
+-- re-added from all their days. Only those can change: a product's numbers are the sum
+-- of its (session, product) pairs, and a pair changes only in such a session (a late
+-- event that joins two sessions puts both sessions' events into the joined one); its
+-- latest category changes only with a new event of it. Not the products with a day
+-- that int_product_funnel_days rebuilt: that is every product seen since read_start,
+-- most of the table after one day of traffic, and merging them all rewrote it.
 
 {{
     config(
@@ -25,8 +30,7 @@ days as (
 {% if is_incremental() %}
 touched_products as (
 
-    select distinct product_id from days
-    where session_date >= {{ window.read_start }}
+    {{ arrived_session_keys('product_id', window) }}
 
 ),
 
@@ -79,6 +83,13 @@ latest as (
         on last_events.product_id = events.product_id
         and cast(last_events.last_seen as date) = events.event_date
         and last_events.last_seen = events.event_time
+    {% if is_incremental() %}
+    -- A touched product has an event in a session that received events, all of which are
+    -- dated from read_start on, so its latest event is too. Said outright: with the
+    -- products coming from a subquery over the events, Spark did not prune the days by
+    -- the join, and read every event.
+    where events.event_date >= {{ window.read_start }}
+    {% endif %}
     group by last_events.product_id
 
 ),
