@@ -13,8 +13,10 @@ short, or a read that does not reach `max_session_days` back, gives a different 
 a shop session and a null-session chain crossing midnight into the window's first
 day, whose in-window half arrives late. And a late null-session event that bridges two
 inactivity sessions: the later one no longer exists after load 3, so its rows must go
-from every mart (a merge alone only inserts and updates). The late halves end in a
-purchase, so the feature marts' points and labels of the earlier halves change too.
+from every mart (a merge alone only inserts and updates); a product viewed in one of the
+two and carted in the other, not named by the late event, then counts one session, not
+two, in fct_product_funnel. The late halves end in a purchase, so the feature marts'
+points and labels of the earlier halves change too.
 """
 
 from __future__ import annotations
@@ -46,16 +48,20 @@ INCREMENTAL_MODELS = {
     "fct_category_features": ["session_id", "prediction_point"],
 }
 
+# products no synthetic event has (those are 1_000_000 + 100 * category + 0..4)
+JOINED_PRODUCT = 9_000_002
+LATE_PRODUCT = 9_000_003
+
 
 def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(load 1 rows, late load 3 rows): sessions crossing midnight into the window's first day,
     and two inactivity sessions that a late event joins into one."""
 
-    def event(time: str, event_type: str, user: int, session: str | None) -> dict:
+    def event(time: str, event_type: str, user: int, session: str | None, product: int = 1_000_001) -> dict:
         return {
             "event_time": pd.Timestamp(time),
             "event_type": event_type,
-            "product_id": 1_000_001,
+            "product_id": product,
             "category_id": 2_053_013_555_631_882_000,
             "category_code": "electronics.smartphone",
             "brand": "samsung",
@@ -67,8 +73,9 @@ def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
     first = [
         event("2019-11-04 23:50:00", "view", 900_000_001, "midnight-shop"),
         event("2019-11-04 23:55:00", "view", 900_000_002, None),
-        event("2019-11-06 10:00:00", "view", 900_000_003, None),
-        event("2019-11-06 10:45:00", "cart", 900_000_003, None),  # 45 minutes later: a new session
+        # a product only these two sessions have: viewed in one, carted 45 minutes later in a new one
+        event("2019-11-06 10:00:00", "view", 900_000_003, None, JOINED_PRODUCT),
+        event("2019-11-06 10:45:00", "cart", 900_000_003, None, JOINED_PRODUCT),
     ]
     late = [
         # 5 minutes after midnight: the same shop session, bought on the window's first day
@@ -76,8 +83,9 @@ def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
         event("2019-11-05 00:06:00", "purchase", 900_000_001, "midnight-shop"),
         # 20 minutes after the user's previous null-session event, the day before: same session
         event("2019-11-05 00:15:00", "purchase", 900_000_002, None),
-        # fills the 45-minute gap: one session of three events from 10:00
-        event("2019-11-06 10:20:00", "view", 900_000_003, None),
+        # fills the 45-minute gap: one session of three events from 10:00. Of another product,
+        # so the joined sessions' product changes though no arrived event names it
+        event("2019-11-06 10:20:00", "view", 900_000_003, None, LATE_PRODUCT),
     ]
     extra = pd.DataFrame(first + late)
     extra["source_file"] = "edges"
@@ -133,6 +141,9 @@ def test_incremental_runs_equal_full_refresh(spark, cfg):
     assert sessions.loc["timeout-900000002-20191104235500", "n_events"] == "2"
     assert sessions.loc["timeout-900000003-20191106100000", "n_events"] == "3"
     assert "timeout-900000003-20191106104500" not in sessions.index
+    # viewed and carted in one session now, no longer a view session and a cart session
+    joined = full["fct_product_funnel"].set_index("product_id").loc[str(JOINED_PRODUCT)]
+    assert (joined.view_sessions, joined.cart_sessions) == ("1", "1")
     # the late purchases: points before them only, labelled as converting (load 1 alone had no purchase)
     intent = full["fct_purchase_intent_features"]
     for sid, points in (("midnight-shop", ["1", "2"]), ("timeout-900000002-20191104235500", ["1"])):

@@ -71,8 +71,8 @@ products as (
 latest as (
 
     -- The category and brand of each product's latest event: its events at last_seen
-    -- (ties broken by event_id). The products are broadcast, and the join on the event's
-    -- date lets Spark prune int_events_sessionized to the days of those events.
+    -- (ties broken by event_id). The products are broadcast; in a full refresh the join
+    -- on the event's date lets Spark prune int_events_sessionized to those events' days.
     select /*+ BROADCAST(last_events) */
         last_events.product_id,
         max_by(events.category_top, events.event_id) as category_top,
