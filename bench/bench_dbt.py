@@ -20,7 +20,7 @@ writing that any build of the same marts must do, with none of the work. Each st
 runs as a child process; wall time and the peak resident memory of its whole process
 tree (Python + the Spark JVM) are sampled with psutil. Through the SQL server
 (``--catalog server``) each dbt step also adds up the Spark stages the server ran for it
-(``bench/spark_stages.py``): their tasks' time over the server's cores is the least wall
+(``bench/spark_stages.py``, from its UI): their tasks' time over the server's cores is the least wall
 time that work can take on this machine, so a target below it needs less work, not
 better scheduling.
 
@@ -53,7 +53,7 @@ from typing import Annotated
 import typer
 
 from bench import dbt_profile
-from bench.spark_stages import StagePoller
+from bench.spark_stages import StageCounter
 from lakehouse.config import REPO_ROOT
 
 PY = sys.executable
@@ -223,7 +223,7 @@ def record_profiled(
     shutil.rmtree(logs, ignore_errors=True)
     started = time.time()
     cmd = [*dbt, "run", *args, "--log-path", str(logs), "--log-format-file", "json"]
-    with StagePoller(spark_ui) if spark_ui else contextlib.nullcontext() as stages:
+    with StageCounter(spark_ui) if spark_ui else contextlib.nullcontext() as stages:
         seconds = record(step, cmd, env)
     console.print(dbt_profile.render(dbt_profile.profile(dbt_profile.read_events(logs / "dbt.log"), started), step))
     if stages is not None:
@@ -315,7 +315,8 @@ def _sql_server(env: dict[str, str], catalog: str, steps: list[Step], events: in
         return
     from lakehouse import config, services
 
-    server = services.all_services(config.load(env))["sql"]
+    # room in its UI for every stage of a dbt run (bench/spark_stages.py adds them up)
+    server = services.all_services(config.load({**env, "SQL_SERVER_UI_RETAINED_STAGES": "5000"}))["sql"]
     t0 = time.perf_counter()
     server.start()
     steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))

@@ -1,26 +1,26 @@
-"""Spark's own account of a step's work: every stage the SQL server ran while the step ran.
+"""Spark's own account of a step's work: the stages the SQL server ran while the step ran.
 
-The server keeps only its last 50 stages in its UI (a long-running server bounds its
-history: ``LONG_RUNNING_CONF``), so a thread polls the UI's REST API
-(``/api/v1/applications/<id>/stages``) while the step runs and keeps each stage once it has
-ended. Stage ids are consecutive, so ids never seen are counted: a report says when it
-missed some (its figures are then too low).
+Read from the server's UI (its REST API, ``/api/v1/applications/<id>/stages``) before and
+after the step. Two figures:
 
-From those stages, two figures for a step:
-
-* the task time: the run time of every task, summed over the cores (``executorRunTime``).
-  Divided by the application's cores, it is the least wall time any packing of these tasks
-  could take on this machine, whatever the scheduling: a floor for this plan of the work;
+* the task time: how long the step's tasks ran, summed over the cores (each stage's
+  ``executorRunTime``, every attempt). Divided by the application's cores it is the least
+  wall time any packing of these tasks could take on this machine, whatever the scheduling:
+  a floor for this plan of the work;
 * the busy time: the wall time in which at least one stage ran. The rest of the step is the
   driver's and the client's (planning, Delta's log, dbt's statements and its own work).
+
+The server's UI keeps its last ``SQL_SERVER_UI_RETAINED_STAGES`` ended stages only (50 by
+default, so that a long-running server's memory stays flat); the benchmark starts its server
+with room for a whole run. Stage ids are consecutive, so ids that are gone are counted and
+reported: the figures are then too low.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 ENDED = {"COMPLETE", "FAILED", "SKIPPED"}
@@ -28,7 +28,7 @@ ENDED = {"COMPLETE", "FAILED", "SKIPPED"}
 
 @dataclass(frozen=True)
 class StageRun:
-    """One attempt of one stage: when it ran and what its tasks cost."""
+    """One attempt of one stage: when it ran and how long its tasks ran in all."""
 
     stage_id: int
     attempt: int
@@ -54,11 +54,15 @@ class StageSummary:
         return self.task_seconds / self.cores
 
     def describe(self, wall_seconds: float) -> str:
-        missed = f", {self.missed} missed (figures too low)" if self.missed else ""
+        missed = (
+            f"; {self.missed} of its {self.stages + self.missed} stages were gone from the UI, so these figures are too low "
+            "(raise SQL_SERVER_UI_RETAINED_STAGES)"
+            if self.missed
+            else ""
+        )
         return (
-            f"Spark: {self.stages} stages{missed}; tasks {self.task_seconds:,.1f} core-s, so at least "
-            f"{self.least_seconds:,.1f} s on {self.cores} cores; a stage ran during {self.busy_seconds:,.1f} s "
-            f"of the {wall_seconds:,.1f} s"
+            f"Spark: {self.stages} stages, tasks {self.task_seconds:,.1f} core-s, so at least {self.least_seconds:,.1f} s on "
+            f"{self.cores} cores; a stage ran during {self.busy_seconds:,.1f} s of the {wall_seconds:,.1f} s{missed}"
         )
 
 
@@ -95,6 +99,7 @@ def busy_seconds(runs: list[StageRun]) -> float:
 
 def summarize(runs: list[StageRun], first_id: int, cores: int) -> StageSummary:
     """Add up the stages with ids from ``first_id``; ids up to the last one seen but never seen are missed."""
+    runs = [r for r in runs if r.stage_id >= first_id and r.status in ENDED]
     ids = {r.stage_id for r in runs}
     missed = len(set(range(first_id, max(ids) + 1)) - ids) if ids else 0
     return StageSummary(
@@ -107,47 +112,31 @@ def summarize(runs: list[StageRun], first_id: int, cores: int) -> StageSummary:
 
 
 @dataclass
-class StagePoller:
-    """Collects the stages a Spark application ends while the ``with`` block runs.
+class StageCounter:
+    """Adds up the stages a Spark application runs while the ``with`` block runs.
 
-    ``ui`` is the application's UI address (``http://127.0.0.1:4040``). ``summary`` is set
+    ``ui`` is the application's UI address (``http://127.0.0.1:4040``); ``summary`` is set
     when the block ends.
     """
 
     ui: str
-    interval: float = 1.0
     summary: StageSummary | None = None
-    _runs: dict[tuple[int, int], StageRun] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
 
     def _get(self, path: str):
-        with urllib.request.urlopen(f"{self.ui}/api/v1{path}", timeout=30) as response:
+        with urllib.request.urlopen(f"{self.ui}/api/v1/applications{path}", timeout=60) as response:
             return json.load(response)
 
-    def _poll(self) -> None:
-        for raw in self._get(f"/applications/{self._app}/stages"):
-            run = parse_stage(raw)
-            if run.stage_id >= self._first and run.status in ENDED:
-                self._runs[(run.stage_id, run.attempt)] = run
+    def _stages(self) -> list[StageRun]:
+        return [parse_stage(raw) for raw in self._get(f"/{self._app}/stages")]
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._poll()
-
-    def __enter__(self) -> StagePoller:
-        self._app = self._get("/applications")[0]["id"]
-        executors = self._get(f"/applications/{self._app}/executors")
-        # local mode runs the tasks in the driver; on a cluster the executors hold the cores
-        workers = [e["totalCores"] for e in executors if e["id"] != "driver"]
-        self._cores = sum(workers) if workers else next(e["totalCores"] for e in executors if e["id"] == "driver")
-        seen = [int(raw["stageId"]) for raw in self._get(f"/applications/{self._app}/stages")]
-        self._first = max(seen, default=-1) + 1
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+    def __enter__(self) -> StageCounter:
+        self._app = self._get("")[0]["id"]
+        # local mode runs the tasks in the driver; on a cluster, the executors
+        executors = self._get(f"/{self._app}/executors")
+        workers = [e for e in executors if e["id"] != "driver"] or executors
+        self._cores = sum(e["totalCores"] for e in workers)
+        self._first = max((r.stage_id for r in self._stages()), default=-1) + 1
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._poll()  # what ended since the last poll
-        self.summary = summarize(list(self._runs.values()), self._first, self._cores)
+        self.summary = summarize(self._stages(), self._first, self._cores)

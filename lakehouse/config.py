@@ -160,6 +160,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SQL_SERVER_UI_PORT", "4040", "Spark UI port of the lakehouse SQL server.", int),
     Setting(
+        "SQL_SERVER_UI_RETAINED_STAGES",
+        "50",
+        "Ended stages the SQL server's UI keeps (a bound, so that a long-running server's memory stays flat); "
+        "`bench.bench_dbt` raises it to add up every stage of a dbt run.",
+        int,
+    ),
+    Setting(
         "DBT_THREADS",
         "4",
         "Models and tests dbt runs at once on the SQL server (profiles.yml's `server` target); most of a small query is "

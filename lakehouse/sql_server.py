@@ -59,6 +59,7 @@ def server_conf(cfg: config.Config) -> dict[str, str]:
         "spark.app.name": "lakehouse-sql-server",
         "spark.ui.enabled": "true",
         "spark.ui.port": str(cfg["SQL_SERVER_UI_PORT"]),
+        "spark.ui.retainedStages": str(cfg["SQL_SERVER_UI_RETAINED_STAGES"]),
         "spark.port.maxRetries": "0",  # a taken UI port is an error to report, not a silent move to the next one
         "spark.plugins": CONNECT_PLUGIN,
         # Spark Connect listens on every interface unless told otherwise.

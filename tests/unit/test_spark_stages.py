@@ -45,7 +45,15 @@ def test_the_least_time_is_the_task_time_over_the_cores_and_gaps_are_missed_stag
     assert summary.task_seconds == 18.0 and summary.least_seconds == 9.0
     assert summary.missed == 2  # 12 and 13 were never seen
     assert summary.busy_seconds == 12
-    assert "2 missed" in summary.describe(30.0) and "at least 9.0 s on 2 cores" in summary.describe(30.0)
+    text = summary.describe(30.0)
+    assert "at least 9.0 s on 2 cores" in text and "2 of its 5 stages were gone" in text
+
+
+def test_stages_before_the_step_or_still_running_do_not_count() -> None:
+    before = run(9, 0, 1, 50.0)
+    active = StageRun(12, 0, "ACTIVE", 5, None, 50.0)
+    summary = summarize([before, run(10, 1, 3, 4.0), run(11, 3, 4, 2.0), active], first_id=10, cores=2)
+    assert (summary.stages, summary.task_seconds, summary.missed) == (2, 6.0, 0)
     assert summarize([], first_id=5, cores=2).missed == 0
 
 
