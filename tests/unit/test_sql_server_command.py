@@ -26,6 +26,11 @@ def test_the_server_keeps_every_lakehouse_setting(tmp_path: Path):
     assert conf["spark.sql.catalogImplementation"] == "hive"
 
 
+def test_the_ui_keeps_a_bounded_stage_history_that_a_benchmark_can_raise(tmp_path: Path):
+    assert server_conf(_cfg(tmp_path))["spark.ui.retainedStages"] == "50"
+    assert server_conf(_cfg(tmp_path, SQL_SERVER_UI_RETAINED_STAGES="5000"))["spark.ui.retainedStages"] == "5000"
+
+
 def test_both_endpoints_bind_to_loopback(tmp_path: Path):
     cfg = _cfg(tmp_path)
     command = SqlServer("sql", 43100, cfg).command()
