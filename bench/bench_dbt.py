@@ -84,6 +84,7 @@ class Step:
     task_seconds: float | None = None
     least_seconds: float | None = None
     stage_busy_seconds: float | None = None
+    task_seconds_by_model: dict[str, float] | None = None
 
 
 def measure(cmd: list[str], env: dict[str, str], label: str) -> tuple[float, float]:
@@ -229,10 +230,12 @@ def record_profiled(
     if stages is not None:
         summary = stages.summary
         console.print(f"  {summary.describe(seconds)}")
+        console.print(f"  task core-s per model: {summary.top_models()}")
         last = record.steps[-1]
         last.task_seconds = round(summary.task_seconds, 1)
         last.least_seconds = round(summary.least_seconds, 1)
         last.stage_busy_seconds = round(summary.busy_seconds, 1)
+        last.task_seconds_by_model = {model: round(seconds, 1) for model, seconds in summary.by_model.items()}
 
 
 def fixed_cost_table(steps: list[Step]):

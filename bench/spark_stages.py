@@ -10,6 +10,11 @@ after the step. Two figures:
 * the busy time: the wall time in which at least one stage ran. The rest of the step is the
   driver's and the client's (planning, Delta's log, dbt's statements and its own work).
 
+And the task time per dbt model: the Thrift server describes each job by its statement,
+which starts with dbt's query comment naming the model (``"node_id": "model.<project>.<name>"``).
+Stages that Spark runs outside the statement's thread (some broadcasts and subqueries)
+carry no description; they are counted apart.
+
 The server's UI keeps its last ``SQL_SERVER_UI_RETAINED_STAGES`` ended stages only (50 by
 default, so that a long-running server's memory stays flat); the benchmark starts its server
 with room for a whole run. Stage ids are consecutive, so ids that are gone are counted and
@@ -19,11 +24,15 @@ reported: the figures are then too low.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 ENDED = {"COMPLETE", "FAILED", "SKIPPED"}
+UNNAMED = "(no statement)"
+_DBT_NODE = re.compile(r'"node_id": "[a-z_]+\.[^."]+\.([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class StageRun:
     submitted: float | None
     completed: float | None
     task_seconds: float
+    model: str = UNNAMED
 
 
 @dataclass
@@ -47,6 +57,7 @@ class StageSummary:
     cores: int
     task_seconds: float
     busy_seconds: float
+    by_model: dict[str, float] = field(default_factory=dict)
 
     @property
     def least_seconds(self) -> float:
@@ -65,6 +76,13 @@ class StageSummary:
             f"{self.cores} cores; a stage ran during {self.busy_seconds:,.1f} s of the {wall_seconds:,.1f} s{missed}"
         )
 
+    def top_models(self, n: int = 8) -> str:
+        """The models whose tasks took longest, with their core-seconds ("a 12.0, b 3.5, 3 more 1.2")."""
+        ranked = sorted(self.by_model.items(), key=lambda item: -item[1])
+        shown = ", ".join(f"{model} {seconds:,.1f}" for model, seconds in ranked[:n])
+        rest = ranked[n:]
+        return shown + (f", {len(rest)} more {sum(s for _, s in rest):,.1f}" if rest else "")
+
 
 def _time(text: str | None) -> float | None:
     """A time of Spark's REST API ("2026-12-05T07:01:02.345GMT") as epoch seconds."""
@@ -74,7 +92,8 @@ def _time(text: str | None) -> float | None:
 
 
 def parse_stage(raw: dict) -> StageRun:
-    """A stage of the REST API's ``stages`` list."""
+    """A stage of the REST API's ``stages`` list; its model from dbt's query comment, if any."""
+    node = _DBT_NODE.search(raw.get("description") or "")
     return StageRun(
         stage_id=int(raw["stageId"]),
         attempt=int(raw.get("attemptId", 0)),
@@ -82,6 +101,7 @@ def parse_stage(raw: dict) -> StageRun:
         submitted=_time(raw.get("submissionTime")),
         completed=_time(raw.get("completionTime")),
         task_seconds=raw.get("executorRunTime", 0) / 1000,
+        model=node.group(1) if node else UNNAMED,
     )
 
 
@@ -102,12 +122,16 @@ def summarize(runs: list[StageRun], first_id: int, cores: int) -> StageSummary:
     runs = [r for r in runs if r.stage_id >= first_id and r.status in ENDED]
     ids = {r.stage_id for r in runs}
     missed = len(set(range(first_id, max(ids) + 1)) - ids) if ids else 0
+    by_model: Counter[str] = Counter()
+    for r in runs:
+        by_model[r.model] += r.task_seconds
     return StageSummary(
         stages=len(ids),
         missed=missed,
         cores=cores,
         task_seconds=sum(r.task_seconds for r in runs),
         busy_seconds=busy_seconds(runs),
+        by_model={model: seconds for model, seconds in by_model.items() if seconds > 0},
     )
 
 

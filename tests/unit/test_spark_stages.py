@@ -49,6 +49,20 @@ def test_the_least_time_is_the_task_time_over_the_cores_and_gaps_are_missed_stag
     assert "at least 9.0 s on 2 cores" in text and "2 of its 5 stages were gone" in text
 
 
+def test_task_time_is_added_up_per_dbt_model_from_the_statement_comment() -> None:
+    comment = '/* {"app": "dbt", "target_name": "server", "node_id": "model.clickstream_lakehouse.%s"} */ create table x'
+    stages = [
+        {"stageId": 1, "status": "COMPLETE", "executorRunTime": 4000, "description": comment % "fct_sessions"},
+        {"stageId": 2, "status": "COMPLETE", "executorRunTime": 1500, "description": "Delta: " + comment % "fct_sessions"},
+        {"stageId": 3, "status": "COMPLETE", "executorRunTime": 2000, "description": comment % "dim_users"},
+        {"stageId": 4, "status": "COMPLETE", "executorRunTime": 500},  # a broadcast outside the statement's thread
+        {"stageId": 5, "status": "SKIPPED", "executorRunTime": 0, "description": comment % "fct_funnel_daily"},
+    ]
+    summary = summarize([parse_stage(raw) for raw in stages], first_id=1, cores=2)
+    assert summary.by_model == {"fct_sessions": 5.5, "dim_users": 2.0, "(no statement)": 0.5}
+    assert summary.top_models(2) == "fct_sessions 5.5, dim_users 2.0, 1 more 0.5"
+
+
 def test_stages_before_the_step_or_still_running_do_not_count() -> None:
     before = run(9, 0, 1, 50.0)
     active = StageRun(12, 0, "ACTIVE", 5, None, 50.0)
