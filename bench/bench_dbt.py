@@ -316,7 +316,7 @@ def _sql_server(env: dict[str, str], catalog: str, steps: list[Step], events: in
     if catalog != "server":
         yield None
         return
-    from lakehouse import config, services
+    from lakehouse import config, services, sql_server
 
     # room in its UI for every stage of a dbt run (bench/spark_stages.py adds them up)
     server = services.all_services(config.load({**env, "SQL_SERVER_UI_RETAINED_STAGES": "5000"}))["sql"]
@@ -324,7 +324,7 @@ def _sql_server(env: dict[str, str], catalog: str, steps: list[Step], events: in
     server.start()
     steps.append(Step(events, "SQL server start (once)", round(time.perf_counter() - t0, 1), 0))
     try:
-        yield f"http://127.0.0.1:{server.ui_port}"
+        yield sql_server.ui_url(server.cfg)
     finally:
         server.stop()
 

@@ -96,6 +96,11 @@ def url(cfg: config.Config) -> str:
     return f"jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']}/default"
 
 
+def ui_url(cfg: config.Config) -> str:
+    """The server's Spark UI (and its REST API under `/api/v1`)."""
+    return f"http://127.0.0.1:{cfg['SQL_SERVER_UI_PORT']}"
+
+
 @dataclass(frozen=True)
 class SqlServer(Service):
     """HiveThriftServer2 with the Spark Connect plugin, in one Spark application."""
@@ -165,10 +170,6 @@ class SqlServer(Service):
         return int(self.cfg["SQL_SERVER_CONNECT_PORT"])  # type: ignore[arg-type]
 
     @property
-    def ui_port(self) -> int:
-        return int(self.cfg["SQL_SERVER_UI_PORT"])  # type: ignore[arg-type]
-
-    @property
     def workdir(self) -> Path:
         # The driver's working folder is the project root, as for dbt's `session` target: the bronze
         # registration resolves a relative LAKEHOUSE_DIR against it (dbt_project/macros/bronze_tables.sql).
@@ -205,7 +206,7 @@ class SqlServer(Service):
         return {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, "SPARK_HOME": str(pyspark_home())}
 
     def endpoints(self) -> str:
-        return f"thrift {url(self.cfg)}, connect {self.cfg.spark_connect_url}, Spark UI http://127.0.0.1:{self.ui_port}"
+        return f"thrift {url(self.cfg)}, connect {self.cfg.spark_connect_url}, Spark UI {ui_url(self.cfg)}"
 
     def answering(self) -> bool:
         """Anything on either port means the server (or a stranger) is there."""
@@ -246,9 +247,7 @@ def beeline(ctx: typer.Context) -> None:
 def endpoints() -> None:
     """Print the JDBC URL, the Spark Connect URL and the Spark UI of the server."""
     cfg = config.load()
-    typer.echo(
-        f"thrift (JDBC):  {url(cfg)}\nspark connect:  {cfg.spark_connect_url}\nspark UI:       http://127.0.0.1:{cfg['SQL_SERVER_UI_PORT']}"
-    )
+    typer.echo(f"thrift (JDBC):  {url(cfg)}\nspark connect:  {cfg.spark_connect_url}\nspark UI:       {ui_url(cfg)}")
 
 
 def main() -> None:
