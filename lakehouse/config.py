@@ -168,9 +168,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "DBT_THREADS",
-        "4",
+        "8",
         "Models and tests dbt runs at once on the SQL server (profiles.yml's `server` target); most of a small query is "
-        "fixed cost, so several at once keep both cores busy.",
+        "fixed cost, so several at once keep both cores busy. More than this project's models that can run at once, so "
+        "that none waits in dbt's queue behind models that nothing waits for: the server shares its cores between them.",
         int,
     ),
     Setting("SUPERSET_PORT", "8088", "Port of the embedded Apache Superset serving the dashboards (`make dashboards`).", int),
