@@ -19,17 +19,18 @@
 before_window as (
 
     {% if is_incremental() %}
-    select
-        {{ key }}
+    select {{ broadcast_if_small('window_keys', window) }}
+        history.{{ key }}
         {%- for own, prior, type in additive %},
         max_by({{ prior }} + {{ own }}, event_date) as {{ own }}
         {%- endfor %}
         {%- for own, prior in latest %},
         max_by(greatest({{ prior }}, {{ own }}), event_date) as {{ own }}
         {%- endfor %}
-    from {{ this }}
-    where event_date < {{ window.start }} and {{ key }} in (select {{ key }} from daily)
-    group by {{ key }}
+    from {{ this }} as history
+    left semi join (select {{ key }} from daily) as window_keys on history.{{ key }} = window_keys.{{ key }}
+    where history.event_date < {{ window.start }}
+    group by history.{{ key }}
     {% else %}
     -- a full build starts from nothing
     select

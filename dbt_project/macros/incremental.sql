@@ -173,6 +173,37 @@
 {%- endmacro %}
 
 {#-
+    A join hint for the small side of an incremental run's look-up: `/*+ BROADCAST(alias) */`
+    when the window holds at most var `broadcast_window_events` events (those dated from
+    `window.start` on in int_events_sessionized), else nothing.
+
+    The keys a run looks up (the sessions that received events, their users or products,
+    the keys of the days it accumulates) are few; the history it looks them up in is
+    large. Spark sizes a filtered Delta scan as the whole table, so it plans a sort-merge
+    join and shuffles the whole history by key to meet a few keys; broadcast, the keys go
+    to every task and the history is filtered as it is read. Each such side has at most
+    one row per event dated from `start` on, so that count bounds what is broadcast; past
+    the bound (a backfill, a late run over many days) Spark plans the join as before.
+    The count comes from the files' row counts, one query per window start and invocation.
+-#}
+{% macro broadcast_if_small(alias, window) -%}
+    {%- set events = ref('int_events_sessionized') -%}
+    {%- if not (execute and is_incremental()) or nothing_arrived(window) -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set memo = invocation_memo() -%}
+    {%- set key = 'window events ' ~ window.start -%}
+    {%- if key not in memo -%}
+        {%- set query = 'select count(*) from ' ~ events ~ ' where event_date >= ' ~ window.start -%}
+        {%- do memo.update({key: run_query(query).rows[0][0]}) -%}
+    {%- endif -%}
+    {%- if memo[key] <= var('broadcast_window_events') -%}
+        {{ return('/*+ BROADCAST(' ~ alias ~ ') */') }}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
+
+{#-
     The sessions that received events since the model's last run. A late event that
     joins two inactivity sessions is in the joined one, which therefore holds every
     event whose session changed.
@@ -189,8 +220,9 @@
     first event and so change the session's user.
 -#}
 {% macro arrived_session_keys(key, window) -%}
-    select distinct {{ key }} from {{ ref('int_events_sessionized') }}
-    where event_date >= {{ window.read_start }} and session_id in ({{ arrived_sessions(window) }})
+    select {{ broadcast_if_small('arrived', window) }} distinct events.{{ key }} from {{ ref('int_events_sessionized') }} as events
+    left semi join ({{ arrived_sessions(window) }}) as arrived on events.session_id = arrived.session_id
+    where events.event_date >= {{ window.read_start }}
 {%- endmacro %}
 
 {#-

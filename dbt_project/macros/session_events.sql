@@ -56,7 +56,7 @@ touched_sessions as (
 
 session_events as (
 
-    select events.* from events
+    select {{ broadcast_if_small('touched_sessions', window) }} events.* from events
     inner join touched_sessions on events.session_id = touched_sessions.session_id
 
 ),

@@ -93,6 +93,21 @@ def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
     return extra.iloc[: len(first)], extra.iloc[len(first) :]
 
 
+# a model of each look-up that broadcast_if_small hints, and the alias it broadcasts
+BROADCAST_KEYS = {
+    "fct_sessions": "touched_sessions",
+    "fct_purchase_intent_features": "touched_sessions",
+    "dim_users": "touched_users",
+    "fct_product_funnel": "touched_products",
+    "int_users_days_accumulated": "window_keys",
+}
+
+
+def _compiled(result) -> dict[str, str]:
+    """The compiled SQL of each model a `dbt run` ran."""
+    return {r.node.name: r.node.compiled_code for r in result.result if r.node.resource_type == "model"}
+
+
 def _snapshot(spark) -> dict[str, pd.DataFrame]:
     out = {}
     for name, key in INCREMENTAL_MODELS.items():
@@ -119,9 +134,14 @@ def test_incremental_runs_equal_full_refresh(spark, cfg):
     first = spark.table("analytics.fct_sessions").count()
 
     write_bronze(spark, load2, mode="append", cfg=cfg, ingested_at=datetime(2019, 11, 9))
-    dbt("run")
+    # both ways of looking the run's keys up in the history (macros/incremental.sql,
+    # broadcast_if_small): shuffled by key here, broadcast in the next run
+    shuffled = _compiled(dbt("run", "--vars", "{broadcast_window_events: 0}"))
     write_bronze(spark, load3, mode="append", cfg=cfg, ingested_at=datetime(2019, 11, 11))
-    dbt("run")
+    broadcast = _compiled(dbt("run"))
+    for model, alias in BROADCAST_KEYS.items():
+        hint = f"BROADCAST({alias})"
+        assert hint not in shuffled[model] and hint in broadcast[model], model
     incremental = _snapshot(spark)
     assert len(incremental["fct_sessions"]) > first  # the third load did add sessions
     # the feature marts cache their run's rows for two writes, and free them (release_cached_rows)

@@ -38,15 +38,16 @@ touched_users as (
 
 user_sessions as (
 
-    select sessions.* from sessions
+    select {{ broadcast_if_small('touched_users', window) }} sessions.* from sessions
     inner join touched_users on sessions.user_id = touched_users.user_id
 
 ),
 
 user_days as (
 
-    select * from {{ ref('int_users_days_accumulated') }}
-    where event_date >= {{ window.read_start }} and user_id in (select touched_users.user_id from touched_users)
+    select {{ broadcast_if_small('touched_users', window) }} user_days.* from {{ ref('int_users_days_accumulated') }} as user_days
+    left semi join touched_users on user_days.user_id = touched_users.user_id
+    where user_days.event_date >= {{ window.read_start }}
 
 ),
 {% else %}

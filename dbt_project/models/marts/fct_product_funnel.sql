@@ -36,7 +36,7 @@ touched_products as (
 
 product_days as (
 
-    select days.* from days
+    select {{ broadcast_if_small('touched_products', window) }} days.* from days
     left semi join touched_products on days.product_id = touched_products.product_id
 
 ),
