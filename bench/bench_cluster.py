@@ -22,14 +22,14 @@ from datetime import date
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from bench import bench_console
 from lakehouse import config
 from lakehouse.cluster import start_cluster, stop_cluster
 from streaming.generate import generate
 
-console = Console()
+console = bench_console()
 _ROWS = re.compile(r"([\d,]+) rows to bronze, ([\d,]+) to quarantine")
 
 

@@ -52,7 +52,7 @@ from typing import Annotated
 
 import typer
 
-from bench import dbt_profile
+from bench import bench_console, dbt_profile
 from bench.spark_stages import StageCounter
 from lakehouse.config import REPO_ROOT
 
@@ -350,9 +350,7 @@ def cli(
     ] = Catalog.embedded,
 ) -> None:
     """Time dbt full refresh and incremental runs against the plain-Spark floor (or, with --fixed-cost, session vs server)."""
-    from rich.console import Console
-
-    console = Console()
+    console = bench_console()
     env_base = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_DIR"}
     all_steps: list[Step] = []
     for n in events:

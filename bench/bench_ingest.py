@@ -36,9 +36,9 @@ from pathlib import Path
 import psutil
 import typer
 from pyspark.sql import functions as F
-from rich.console import Console
 from rich.table import Table
 
+from bench import bench_console
 from lakehouse import config, credentials, services
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming import events, ingest
@@ -46,7 +46,7 @@ from streaming.generate import generate
 from streaming.producer import produce_file
 from streaming.validate import RAW_SCHEMA, validate_kafka
 
-console = Console(width=120)  # tables stay readable when the output is piped to a file
+console = bench_console()
 
 
 class PeakRss:

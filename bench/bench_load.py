@@ -35,16 +35,16 @@ from pathlib import Path
 
 import psutil
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from bench import bench_console
 from lakehouse import config, services
 from streaming import reconcile
 from streaming.generate import generate
 from streaming.producer import ensure_topic, produce_file
 from streaming.scorer_state import last_committed_batch
 
-console = Console()
+console = bench_console()
 
 
 @dataclass

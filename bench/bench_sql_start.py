@@ -29,9 +29,9 @@ from statistics import median
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from bench import bench_console
 from bench.bench_dbt import SCRATCH_DEFAULT
 from lakehouse import config, services
 
@@ -98,7 +98,7 @@ def cli(
         raise typer.BadParameter(f"{lakehouse} has no built marts: run `python -m bench.bench_dbt --events 1000000 --catalog server` first")
     server = services.all_services(cfg)["sql"]
     server.stop()
-    console = Console()
+    console = bench_console()
     results: list[tuple[bool, dict[str, float]]] = []
     for i in range(rounds):
         for with_archive in (False, True):

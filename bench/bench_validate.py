@@ -22,14 +22,14 @@ import time
 import typer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from rich.console import Console
 from rich.table import Table
 
+from bench import bench_console
 from lakehouse import config
 from lakehouse.spark import get_spark
 from streaming import validate
 
-console = Console()
+console = bench_console()
 
 
 def _stages(records: DataFrame) -> dict[str, DataFrame]:

@@ -24,6 +24,8 @@ from typing import Annotated
 
 import typer
 
+from bench import bench_console
+
 # dbt's query comment, then SQL comments (dbt-spark prefixes some statements with one)
 _LEADING_NOISE = re.compile(r"^\s*(/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
 
@@ -150,9 +152,7 @@ def render(result: Profile, title: str = "dbt run"):
 
 def cli(log: Annotated[Path, typer.Argument(help="dbt's JSON log file (dbt.log of a run with --log-format-file json).")]) -> None:
     """Print where the seconds of the last dbt invocation in LOG went."""
-    from rich.console import Console
-
-    Console().print(render(profile(read_events(log))))
+    bench_console().print(render(profile(read_events(log))))
 
 
 def main() -> None:

@@ -19,3 +19,16 @@ def test_an_unknown_catalog_is_refused_before_any_work() -> None:
     )
     assert out.returncode == 2
     assert "embedded" in out.stderr and "server" in out.stderr
+
+
+def test_benchmark_tables_keep_a_wide_layout_when_the_output_goes_to_a_file(monkeypatch) -> None:
+    """Rich's 80 columns for a file wrap a wide table's every cell; a benchmark's log is read later."""
+    import io
+
+    from bench import bench_console
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    console = bench_console()
+    assert console.width == 160
+    console.print("x" * 150)
+    assert sys.stdout.getvalue().splitlines() == ["x" * 150]
