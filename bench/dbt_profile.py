@@ -32,11 +32,17 @@ _LEADING_NOISE = re.compile(r"^\s*(/\*.*?\*/\s*|--[^\n]*\n\s*)*", re.DOTALL)
 
 @dataclass
 class ModelTime:
-    """One model: wall time from dbt's start of the node to its end, and its statements."""
+    """One model: wall time from dbt's start of the node to its end, and its statements.
+
+    ``start`` and ``end`` are seconds since the run's first model started: laid side by
+    side they show which models ran together and which chain the run waited for.
+    """
 
     seconds: float = 0.0
     sql_seconds: float = 0.0
     statements: int = 0
+    start: float = 0.0
+    end: float = 0.0
 
 
 @dataclass
@@ -98,10 +104,11 @@ def profile(events: list[dict], started_at: float | None = None) -> Profile:
             model = data["node_info"]["node_name"]
             running[thread] = model
             marks.setdefault("first node", at)
-            result.models[model] = ModelTime(seconds=-at)
+            result.models[model] = ModelTime(seconds=-at, start=at)
         elif name == "NodeFinished":
             model = data["node_info"]["node_name"]
             result.models[model].seconds += at
+            result.models[model].end = at
             running.pop(thread, None)
             marks["last node"] = at
         elif name == "SQLQuery":
@@ -115,6 +122,9 @@ def profile(events: list[dict], started_at: float | None = None) -> Profile:
                 result.models[model].statements += 1
     result.statements = {k: (int(n), s) for k, (n, s) in sorted(kinds.items(), key=lambda kv: -kv[1][1])}
     result.phases = _phases(marks, started_at)
+    for t in result.models.values():
+        t.start -= marks["first node"]
+        t.end = t.end - marks["first node"] if t.end else t.start  # a model the log ends in: no end yet
     return result
 
 
@@ -133,7 +143,7 @@ def _phases(marks: dict[str, float], started_at: float | None) -> dict[str, floa
 
 
 def render(result: Profile, title: str = "dbt run"):
-    """Rich tables: phases, statements by kind, models (slowest first)."""
+    """Rich tables: phases, statements by kind, models (in the order they started)."""
     from rich.console import Group
     from rich.table import Table
 
@@ -144,9 +154,19 @@ def render(result: Profile, title: str = "dbt run"):
     for kind, (count, seconds) in result.statements.items():
         kinds.add_row(kind, str(count), f"{seconds:.2f}")
     kinds.add_row("all", str(sum(n for n, _ in result.statements.values())), f"{result.sql_seconds:.2f}")
-    models = Table("model", "wall s", "statements", "their s", "dbt's own s", title="models")
-    for model, t in sorted(result.models.items(), key=lambda kv: -kv[1].seconds):
-        models.add_row(model, f"{t.seconds:.2f}", str(t.statements), f"{t.sql_seconds:.2f}", f"{t.seconds - t.sql_seconds:.2f}")
+    models = Table(
+        "model", "start s", "end s", "wall s", "statements", "their s", "dbt's own s", title="models (s since the first model started)"
+    )
+    for model, t in sorted(result.models.items(), key=lambda kv: (kv[1].start, kv[0])):
+        models.add_row(
+            model,
+            f"{t.start:.1f}",
+            f"{t.end:.1f}",
+            f"{t.seconds:.2f}",
+            str(t.statements),
+            f"{t.sql_seconds:.2f}",
+            f"{t.seconds - t.sql_seconds:.2f}",
+        )
     return Group(phases, kinds, models)
 
 

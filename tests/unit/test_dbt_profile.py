@@ -74,6 +74,9 @@ def test_phases_statements_and_models_come_from_the_events() -> None:
     sessions, users = p.models["fct_sessions"], p.models["dim_users"]
     assert (sessions.statements, sessions.sql_seconds, sessions.seconds) == (2, pytest.approx(0.7), pytest.approx(1.5))
     assert (users.statements, users.sql_seconds, users.seconds) == (1, pytest.approx(0.3), pytest.approx(1.9))
+    # the timeline: seconds since the first model started
+    assert (sessions.start, sessions.end) == (pytest.approx(0.0), pytest.approx(1.5))
+    assert (users.start, users.end) == (pytest.approx(0.1), pytest.approx(2.0))
 
 
 def test_read_events_keeps_the_last_invocation_of_an_appended_log(tmp_path: Path) -> None:
