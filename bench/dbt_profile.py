@@ -38,11 +38,14 @@ class ModelTime:
     side they show which models ran together and which chain the run waited for.
     """
 
-    seconds: float = 0.0
+    start: float
+    end: float | None = None  # None while the log ends inside the model
     sql_seconds: float = 0.0
     statements: int = 0
-    start: float = 0.0
-    end: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return (self.start if self.end is None else self.end) - self.start
 
 
 @dataclass
@@ -104,10 +107,9 @@ def profile(events: list[dict], started_at: float | None = None) -> Profile:
             model = data["node_info"]["node_name"]
             running[thread] = model
             marks.setdefault("first node", at)
-            result.models[model] = ModelTime(seconds=-at, start=at)
+            result.models[model] = ModelTime(start=at)
         elif name == "NodeFinished":
             model = data["node_info"]["node_name"]
-            result.models[model].seconds += at
             result.models[model].end = at
             running.pop(thread, None)
             marks["last node"] = at
@@ -124,7 +126,7 @@ def profile(events: list[dict], started_at: float | None = None) -> Profile:
     result.phases = _phases(marks, started_at)
     for t in result.models.values():
         t.start -= marks["first node"]
-        t.end = t.end - marks["first node"] if t.end else t.start  # a model the log ends in: no end yet
+        t.end = None if t.end is None else t.end - marks["first node"]
     return result
 
 
@@ -161,7 +163,7 @@ def render(result: Profile, title: str = "dbt run"):
         models.add_row(
             model,
             f"{t.start:.1f}",
-            f"{t.end:.1f}",
+            "" if t.end is None else f"{t.end:.1f}",
             f"{t.seconds:.2f}",
             str(t.statements),
             f"{t.sql_seconds:.2f}",
