@@ -680,7 +680,9 @@ class Generator:
             take = batch.take(np.arange(min(left, len(batch))))
             parts.append(take)
             left -= len(take)
-        return Events.concat(parts) if parts else self.sessions(0, t0, t1)
+        if not parts:  # a window with no event (a small file's quiet hours): an empty chunk
+            return self.sessions(1, t0, t1).take(np.arange(0))
+        return Events.concat(parts)
 
     def __iter__(self) -> Iterator[Events]:
         """Time-sorted chunks: each window plus the spill-over of earlier windows' sessions."""

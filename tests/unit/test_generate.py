@@ -38,6 +38,14 @@ def test_small_file_with_header_loads_with_exact_count(tmp_path: Path) -> None:
     assert frame["user_session"].isna().sum() >= 1, "a few null sessions even in small files"
 
 
+@pytest.mark.parametrize("events", [1, 5, 200])
+def test_a_file_of_a_few_events_has_exactly_that_many(tmp_path: Path, events: int) -> None:
+    """So few events that some of the day's windows get none: those windows are empty, not an error."""
+    path = tmp_path / "few.csv"
+    assert generate(path, events, date(2019, 11, 8), 1, 8, header=True, progress=False) == events
+    assert len(read_events(path)) == events
+
+
 @pytest.fixture(scope="module")
 def million(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     """1 M events over 2019-11-05..11 (includes Singles' Day). About 15 s to generate and load."""
