@@ -157,7 +157,17 @@ def generate(out: Path, events: int, days: int, *, start: str, seed: int) -> Non
     subprocess.run([*cmd, "--seed", str(seed), "-q"], cwd=REPO_ROOT, check=True)
 
 
-def _main_csv(events: int, workdir: Path, days: int) -> Path:
+def next_day_csv(events: int, workdir: Path, days: int) -> Path:
+    """1 % more events on the day after the ``days`` loaded ones (what a scheduled run finds), generated once."""
+    path = workdir / "data" / f"events-{events}-plus1pct-next.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate(path, max(events // 100, 1), 1, start=f"2019-11-{days + 1:02d}", seed=NEXT_DAY_SEED)
+    return path
+
+
+def main_events_csv(events: int, workdir: Path, days: int) -> Path:
+    """The ``events`` loaded first, over ``days`` from 2019-11-01, generated once."""
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     main_csv = data / f"events-{events}.csv"
@@ -189,7 +199,7 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     by every client and runs before and after.
     """
     lake = workdir / f"lake-fixed-{events}"
-    main_csv = _main_csv(events, workdir, days)
+    main_csv = main_events_csv(events, workdir, days)
     if lake.exists():
         subprocess.run(["rm", "-rf", str(lake)], check=True)
     session_env = {**env_base, "LAKEHOUSE_DIR": str(lake), "LAKEHOUSE_CATALOG": "embedded"}
@@ -203,7 +213,7 @@ def bench_fixed_cost(events: int, workdir: Path, days: int, env_base: dict[str, 
     for i in range(repeats):
         record(f"dbt run (nothing new), session #{i + 1}", [*dbt, "run"], session_env)
     # started after the session runs: the server holds this lakehouse's Derby catalog
-    with _sql_server(server_env, "server", steps, events) as spark_ui:
+    with running_sql_server(server_env, "server", steps, events) as spark_ui:
         for i in range(repeats):
             step = f"dbt run (nothing new), thrift #{i + 1}"
             record_profiled(record, step, dbt, server_env, workdir / f"dbt-logs-{events}", console, spark_ui=spark_ui)
@@ -263,17 +273,13 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
     """
     lake = workdir / f"lake-{events}"
     env = {**env_base, "LAKEHOUSE_DIR": str(lake), "LAKEHOUSE_CATALOG": catalog}
-    main_csv = _main_csv(events, workdir, days)
+    main_csv = main_events_csv(events, workdir, days)
     # +1 %, two ways: the events that come next (the day after the loaded ones: what a
     # scheduled run finds), and late events spread over the last two loaded days
-    extra = max(events // 100, 1)
-    data = main_csv.parent
-    next_csv = data / f"events-{events}-plus1pct-next.csv"
-    late_csv = data / f"events-{events}-plus1pct-late.csv"
-    if not next_csv.exists():
-        generate(next_csv, extra, 1, start=f"2019-11-{days + 1:02d}", seed=NEXT_DAY_SEED)
+    next_csv = next_day_csv(events, workdir, days)
+    late_csv = main_csv.parent / f"events-{events}-plus1pct-late.csv"
     if not late_csv.exists():
-        generate(late_csv, extra, 2, start=f"2019-11-{days - 1:02d}", seed=LATE_SEED)
+        generate(late_csv, max(events // 100, 1), 2, start=f"2019-11-{days - 1:02d}", seed=LATE_SEED)
     if lake.exists():
         subprocess.run(["rm", "-rf", str(lake)], check=True)
 
@@ -293,7 +299,7 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
 
     record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)])
     record("floor: spark scan+aggregate", [PY, "-c", floor_script(lake / "bronze" / "events")])
-    with _sql_server(env, catalog, steps, events) as spark_ui:
+    with running_sql_server(env, catalog, steps, events) as spark_ui:
         record("dbt seed", [*dbt, "seed"])
         record_dbt("dbt run --full-refresh", "--full-refresh")
         record("bound: rewrite the tables it wrote", bound_cmd(lake))
@@ -308,7 +314,7 @@ def bench_size(events: int, workdir: Path, days: int, env_base: dict[str, str], 
 
 
 @contextlib.contextmanager
-def _sql_server(env: dict[str, str], catalog: str, steps: list[Step], events: int):
+def running_sql_server(env: dict[str, str], catalog: str, steps: list[Step], events: int):
     """With ``catalog`` server: the lakehouse SQL server for ``env``'s lakehouse, started once (its start recorded), stopped after.
 
     Yields the server's Spark UI address (None without a server).

@@ -55,6 +55,7 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python -m bench.bench_dbt --events 1000000 --events 10000000": "a benchmark of an hour; its figures are in the README",
     ".venv/bin/python -m bench.bench_dbt --events 10000000 --catalog server": "a benchmark of half an hour; its figures are in the README",
     ".venv/bin/python -m bench.bench_dbt --fixed-cost --events 100000": "a benchmark of minutes; its figures are in the README",
+    ".venv/bin/python -m bench.dbt_lab --events 10000000 --runs 3": "a lab of half an hour; its figures are in the README",
     ".venv/bin/python -m streaming.scorer": "runs until Ctrl-C; make run starts it as a process for the live slice",
     ".venv/bin/python -m bench.bench_scorer --rates 500,2000 --seconds 120": "a benchmark of minutes; its figures are in the README",
     ".venv/bin/python -m bench.bench_scorer --rates 2000 --seconds 120 --cold-start": "a benchmark of minutes; its figures are in the README",

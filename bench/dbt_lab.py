@@ -1,0 +1,138 @@
+"""The daily `dbt run` timed several times on one warm SQL server, the lakehouse restored between runs.
+
+`bench.bench_dbt` times each step once, and the +1 % next-day run varies between runs of
+the same code by more than #19's margin; the first run after a server start is much
+slower than the next ones (its JVM has compiled nothing yet). This lab builds a lakehouse
+of ``--events`` generated events (bench_dbt's files and seeds), fully refreshed through the
+SQL server, then ``--runs`` times on that one server: loads bench_dbt's +1 % next-day file,
+runs `dbt run` (profiled as bench_dbt profiles it: dbt's phases and models, the server's
+stages), and puts every Delta table back at its version from before the load. Delta's
+RESTORE brings back the table properties too, so dbt's arrival watermarks go back with the
+rows, and the next run finds the same window. Each run is printed as a share of the full
+refresh timed in the same lab, with the median of the runs after the first.
+
+A change to the models is compared by running the lab before and after it, minutes apart:
+the machine's speed drifts within a day (docs/benchmarks.md, 2026-12-06).
+
+    python -m bench.dbt_lab --events 10000000 --runs 3
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from statistics import median
+from typing import Annotated
+
+import typer
+
+from bench import bench_console
+from bench.bench_dbt import PY, SCRATCH_DEFAULT, Recorder, Step, main_events_csv, next_day_csv, record_profiled, running_sql_server
+
+
+def delta_tables(lake: Path) -> list[Path]:
+    """Every Delta table of a lakehouse: bronze's (events, quarantine) and the warehouse's (dbt's)."""
+    roots = [lake / "bronze", *sorted((lake / "warehouse").glob("*.db"))]
+    return sorted(log.parent for root in roots for log in root.glob("*/_delta_log"))
+
+
+@contextlib.contextmanager
+def thrift_cursor(env: dict[str, str]):
+    """A cursor on the SQL server of ``env``'s configuration (its Thrift port)."""
+    from pyhive import hive
+
+    from lakehouse import config
+
+    with hive.connect("127.0.0.1", port=int(config.load(env)["SQL_SERVER_THRIFT_PORT"])) as conn:  # type: ignore[arg-type]
+        yield conn.cursor()
+
+
+def table_version(cursor, table: Path) -> int:
+    """The latest version of the Delta table at ``table`` (the first row of its history)."""
+    cursor.execute(f"describe history delta.`{table}` limit 1")
+    return int(cursor.fetchone()[0])
+
+
+def restore(cursor, versions: dict[Path, int]) -> list[Path]:
+    """Put every table back at its recorded version (the changed ones only); return those restored."""
+    changed = [table for table, version in versions.items() if table_version(cursor, table) != version]
+    for table in changed:
+        cursor.execute(f"restore table delta.`{table}` to version as of {versions[table]}")
+    return changed
+
+
+def summary_rows(full_refresh: float, runs: list[Step]) -> list[tuple[str, ...]]:
+    """One row per run (wall s, its share of the full refresh, least s, tasks), then the median of the warm runs."""
+
+    def share(seconds: float) -> str:
+        return f"{100 * seconds / full_refresh:.1f} %"
+
+    rows = []
+    for i, run in enumerate(runs, start=1):
+        least = run.least_seconds
+        rows.append(
+            (
+                f"{i}{' (first after the start)' if i == 1 else ''}",
+                f"{run.seconds:,.1f}",
+                share(run.seconds),
+                f"{least:,.1f} ({share(least)})" if least is not None else "",
+                f"{run.task_seconds:,.1f}" if run.task_seconds is not None else "",
+            )
+        )
+    warm = [run.seconds for run in runs[1:]]
+    if warm:
+        rows.append(("median of runs 2..", f"{median(warm):,.1f}", share(median(warm)), "", ""))
+    return rows
+
+
+def cli(
+    events: Annotated[int, typer.Option(help="Events in the lakehouse (bench_dbt's generated files and seeds).")] = 10_000_000,
+    days: Annotated[int, typer.Option(help="Days the generated events span.")] = 7,
+    runs: Annotated[int, typer.Option(min=1, help="Next-day runs on the one server (the first is the cold one).")] = 3,
+    workdir: Annotated[Path, typer.Option(help="Scratch folder, shared with bench_dbt's generated files.")] = SCRATCH_DEFAULT,
+) -> None:
+    """Time the +1 % next-day `dbt run` several times on one warm SQL server, restoring the lakehouse between runs."""
+    console = bench_console()
+    lake = workdir / f"lab-{events}"
+    env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_DIR"}
+    env.update(LAKEHOUSE_DIR=str(lake), LAKEHOUSE_CATALOG="server")
+    main_csv = main_events_csv(events, workdir, days)
+    next_csv = next_day_csv(events, workdir, days)
+    shutil.rmtree(lake, ignore_errors=True)
+    dbt = [str(Path(PY).parent / "dbt")]
+    steps: list[Step] = []
+    record = Recorder(events, steps, console)
+    logs = workdir / f"lab-logs-{events}"
+    record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)], env)
+    with running_sql_server(env, "server", steps, events) as spark_ui:
+        record("dbt seed", [*dbt, "seed"], env)
+        full = record("dbt run --full-refresh", [*dbt, "run", "--full-refresh"], env)
+        with thrift_cursor(env) as cursor:
+            versions = {table: table_version(cursor, table) for table in delta_tables(lake)}
+            next_day: list[Step] = []
+            for i in range(1, runs + 1):
+                # a new modification time: the backfill takes the file as a new version of it
+                # (its rows left bronze with the restore), not as one already loaded
+                next_csv.touch()
+                record(f"load +1% next day #{i}", [PY, "-m", "streaming.backfill", str(next_csv)], env)
+                record_profiled(record, f"dbt run (+1% next day) #{i}", dbt, env, logs, console, spark_ui=spark_ui)
+                next_day.append(steps[-1])
+                restored = restore(cursor, versions)
+                console.print(f"  restored {len(restored)} tables to their versions before the load")
+    from rich.table import Table
+
+    table = Table(f"{events:,} events: next-day run", "seconds", "of the full refresh", "least s (tasks / cores)", "tasks core-s")
+    for row in summary_rows(full, next_day):
+        table.add_row(*row)
+    console.print(f"full refresh {full:,.1f} s")
+    console.print(table)
+
+
+def main() -> None:
+    typer.run(cli)
+
+
+if __name__ == "__main__":
+    main()
