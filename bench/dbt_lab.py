@@ -6,7 +6,7 @@ slower than the next ones (its JVM has compiled nothing yet). This lab builds a 
 of ``--events`` generated events (bench_dbt's files and seeds), fully refreshed through the
 SQL server, then ``--runs`` times on that one server: loads bench_dbt's +1 % next-day file,
 runs `dbt run` (profiled as bench_dbt profiles it: dbt's phases and models, the server's
-stages), and puts every Delta table back at its version from before the load. Delta's
+stages), and before the next run puts every Delta table back at its version from before the load. Delta's
 RESTORE brings back the table properties too, so dbt's arrival watermarks go back with the
 rows, and the next run finds the same window. Each run is printed as a share of the full
 refresh timed in the same lab, with their median. The full refresh runs on the same server
@@ -20,7 +20,6 @@ the machine's speed drifts within a day (docs/benchmarks.md, 2026-12-06).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -31,23 +30,14 @@ import typer
 
 from bench import bench_console
 from bench.bench_dbt import PY, SCRATCH_DEFAULT, Recorder, Step, main_events_csv, next_day_csv, record_profiled, running_sql_server
+from lakehouse import config
+from lakehouse.sql_server import thrift_cursor
 
 
 def delta_tables(lake: Path) -> list[Path]:
     """Every Delta table of a lakehouse: bronze's (events, quarantine) and the warehouse's (dbt's)."""
     roots = [lake / "bronze", *sorted((lake / "warehouse").glob("*.db"))]
     return sorted(log.parent for root in roots for log in root.glob("*/_delta_log"))
-
-
-@contextlib.contextmanager
-def thrift_cursor(env: dict[str, str]):
-    """A cursor on the SQL server of ``env``'s configuration (its Thrift port)."""
-    from pyhive import hive
-
-    from lakehouse import config
-
-    with hive.connect("127.0.0.1", port=int(config.load(env)["SQL_SERVER_THRIFT_PORT"])) as conn:  # type: ignore[arg-type]
-        yield conn.cursor()
 
 
 def table_version(cursor, table: Path) -> int:
@@ -110,7 +100,7 @@ def cli(
     with running_sql_server(env, "server", steps, events) as spark_ui:
         record("dbt seed", [*dbt, "seed"], env)
         full = record("dbt run --full-refresh", [*dbt, "run", "--full-refresh"], env)
-        with thrift_cursor(env) as cursor:
+        with thrift_cursor(config.load(env)) as cursor:
             versions = {table: table_version(cursor, table) for table in delta_tables(lake)}
             next_day: list[Step] = []
             for i in range(1, runs + 1):
@@ -120,8 +110,9 @@ def cli(
                 record(f"load +1% next day #{i}", [PY, "-m", "streaming.backfill", str(next_csv)], env)
                 record_profiled(record, f"dbt run (+1% next day) #{i}", dbt, env, logs, console, spark_ui=spark_ui)
                 next_day.append(steps[-1])
-                restored = restore(cursor, versions)
-                console.print(f"  restored {len(restored)} tables to their versions before the load")
+                if i < runs:  # the next run's state; after the last, the lakehouse is left as the run made it
+                    restored = restore(cursor, versions)
+                    console.print(f"  restored {len(restored)} tables to their versions before the load")
     from rich.table import Table
 
     table = Table(f"{events:,} events: next-day run", "seconds", "of the full refresh", "least s (tasks / cores)", "tasks core-s")

@@ -435,8 +435,7 @@ def register_predictions(cfg: config.Config) -> None:
     scorer's own columns and partitioning, so the scorer's ``ensure_predictions_table``
     finds it as its own.
     """
-    from pyhive import hive
-
+    from lakehouse.sql_server import thrift_cursor
     from streaming.predictions import PREDICTION_COLUMNS, predictions_path
 
     location = predictions_path(cfg).resolve()
@@ -445,8 +444,7 @@ def register_predictions(cfg: config.Config) -> None:
     else:
         columns = ", ".join(f"{n} {t}" for n, t, _ in PREDICTION_COLUMNS)
         create = f"create table if not exists gold.predictions ({columns}) using delta partitioned by (event_date) location '{location}'"
-    with hive.connect("127.0.0.1", port=int(cfg["SQL_SERVER_THRIFT_PORT"])) as conn:  # type: ignore[arg-type]
-        cur = conn.cursor()
+    with thrift_cursor(cfg) as cur:
         cur.execute("create schema if not exists gold")
         cur.execute(create)
 

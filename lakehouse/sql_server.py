@@ -16,6 +16,7 @@ Started, checked and stopped by ``python -m lakehouse.services ... sql``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -94,6 +95,15 @@ def classpath_key(cfg: config.Config) -> str:
 def url(cfg: config.Config) -> str:
     """The JDBC URL of the Thrift endpoint (what `beeline -u` and BI tools take)."""
     return f"jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']}/default"
+
+
+@contextlib.contextmanager
+def thrift_cursor(cfg: config.Config):
+    """A DB-API cursor on the server's Thrift endpoint (PyHive), closed with its connection on exit."""
+    from pyhive import hive
+
+    with hive.connect("127.0.0.1", port=int(cfg["SQL_SERVER_THRIFT_PORT"])) as conn:  # type: ignore[arg-type]
+        yield conn.cursor()
 
 
 def ui_url(cfg: config.Config) -> str:

@@ -420,6 +420,11 @@ class Events:
     def concat(parts: list[Events]) -> Events:
         return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
 
+    @staticmethod
+    def empty() -> Events:
+        """No event: the chunk of a window that got none (a small file's quiet hours)."""
+        return Events(*(np.empty(0, dtype=np.int8 if f == "etype" else np.int64) for f in _FIELDS))
+
 
 _FIELDS = ("time", "key", "etype", "product", "user", "session")
 
@@ -680,8 +685,8 @@ class Generator:
             take = batch.take(np.arange(min(left, len(batch))))
             parts.append(take)
             left -= len(take)
-        if not parts:  # a window with no event (a small file's quiet hours): an empty chunk
-            return self.sessions(1, t0, t1).take(np.arange(0))
+        if not parts:
+            return Events.empty()
         return Events.concat(parts)
 
     def __iter__(self) -> Iterator[Events]:
