@@ -219,6 +219,49 @@ def test_all_dbt_tests_pass(spark, sample_marts):
     dbt("docs", "generate")
 
 
+# Rows of a scratch table, each breaking the rules named beside it (none: it breaks none;
+# a null passes every rule but not_null and binary).
+RULE_CASES = {
+    1: (1, 1, 0, 0.5, 1, 2, "'view'", 1.0, ""),
+    2: ("null", 1, 0, 0.5, 1, 2, "'view'", 1.0, "id is null"),
+    3: (3, 2, 0, 0.5, 1, 2, "'view'", 1.0, "flag is not 0 or 1"),
+    4: (4, "null", 0, 0.5, 1, 2, "'view'", 1.0, "flag is not 0 or 1"),
+    5: (5, 0, -1, 0.5, 1, 2, "'cart'", 1.0, "n < 0"),
+    6: (6, 0, 0, 1.5, 1, 2, "'cart'", 1.0, "rate outside [0, 1]"),
+    7: (7, 0, 0, 0.5, 3, 2, "'cart'", 1.0, "step > previous_step"),
+    8: (8, 0, 0, 0.5, 1, 2, "'oops'", 1.0, "kind not accepted"),
+    9: (9, 0, 0, 0.5, 1, 2, "'view'", "null", "f_b is null"),
+    10: (10, 1, -2, 0.5, 1, 2, "'x'", 1.0, "n < 0; kind not accepted"),
+    11: (11, 0, "null", "null", "null", 2, "null", 1.0, ""),
+}
+
+
+def test_column_rules_find_and_name_every_broken_rule(spark, sample_marts):
+    """The one-scan rule test (macros/tests/generic_tests.sql): each offending row names the rules it breaks."""
+    values = ", ".join(
+        f"({i}, {flag}, cast({n} as bigint), cast({rate} as double), {step}, {prev}, {kind}, 1.0, cast({f_b} as double))"
+        for i, flag, n, rate, step, prev, kind, f_b, _ in RULE_CASES.values()
+    )
+    spark.sql(
+        "create or replace table analytics.column_rules_cases using delta as select * from values "
+        f"{values} as t(id, flag, n, rate, step, previous_step, kind, f_a, f_b)"
+    )
+    rules = (
+        "not_null=['id', 'f_*'], binary=['flag'], non_negative=['n'], between_zero_and_one=['rate'], "
+        "not_greater_than={'step': 'previous_step'}, accepted_values={'kind': ['view', 'cart']}"
+    )
+    relation = "api.Relation.create(schema='analytics', identifier='column_rules_cases')"
+    try:
+        [compiled] = dbt("compile", "--inline", f"{{{{ test_column_rules({relation}, {rules}) }}}}").result
+        rows = spark.sql(compiled.node.compiled_code).collect()
+        with pytest.raises(AssertionError, match="no column matches g_"):
+            dbt("compile", "--inline", f"{{{{ test_column_rules({relation}, not_null=['g_*']) }}}}")
+    finally:
+        spark.sql("drop table if exists analytics.column_rules_cases")
+    expected = {(case[0] if case[0] != "null" else None): case[-1] for case in RULE_CASES.values() if case[-1]}
+    assert {r.id: r.broken_rules for r in rows} == expected
+
+
 def test_delta_statistics_cover_only_the_filtered_columns(spark, sample_marts):
     """Files of the sessionized events carry min/max of ingested_at and event_time only
     (macros/delta_stats.sql): the arrival window still skips old files by ingested_at."""

@@ -62,8 +62,8 @@ def test_ml_feature_marts_follow_the_ml_contract():
         columns = {c["name"]: c for c in models[name]["columns"]}
         assert [*columns][:5] == ["session_id", "user_id", "prediction_point", "prediction_time", "event_date"]
         assert columns["prediction_point"]["data_type"] == "int"
-        no_nulls = [t["no_nulls_in_columns"] for t in models[name]["data_tests"] if "no_nulls_in_columns" in t]
-        assert no_nulls and "f_" in no_nulls[0]["arguments"]["prefixes"], "every f_* feature must be tested non-null"
+        rules = [t["column_rules"]["arguments"] for t in models[name]["data_tests"] if "column_rules" in t]
+        assert rules and rules[0]["not_null"] == ["*"], "every column, every f_* feature among them, must be tested non-null"
         for col_name, col in columns.items():
             if col_name.startswith("f_"):
                 assert col["data_type"] in ("double", "bigint"), col_name
@@ -72,6 +72,8 @@ def test_ml_feature_marts_follow_the_ml_contract():
     assert {"f_price_vs_category", "f_product_prior_cart_rate", "f_user_prior_category_events", "f_user_prior_category_share"} <= intent
     assert "f_n_purchases" not in intent  # no point has a purchase among its events
     targets = [c["name"] for c in models["fct_category_features"]["columns"] if c["name"].startswith("y_")]
+    [category_rules] = [t["column_rules"]["arguments"] for t in models["fct_category_features"]["data_tests"] if "column_rules" in t]
+    assert category_rules["binary"] == ["y_*"], "every target must be tested 0 or 1"
     assert targets == [f"y_{c}" for c in categories]
 
 
