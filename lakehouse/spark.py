@@ -129,6 +129,20 @@ LONG_RUNNING_CONF: dict[str, str] = {
 }
 
 
+def driver_conf(cfg: config.Config, *, catalog: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A job's own Spark driver's settings: the lakehouse's, ``extra``, and the SQL server's class archive mapped if written.
+
+    Every job is a new driver JVM; the archive spares it loading and verifying Spark's
+    and Delta's classes again (`lakehouse.sql_server.class_archive`).
+    """
+    from lakehouse.sql_server import class_archive_option
+
+    settings = {**spark_conf(cfg, catalog=catalog), **(extra or {})}
+    java = settings.get("spark.driver.extraJavaOptions", "")
+    settings["spark.driver.extraJavaOptions"] = f"{java} {class_archive_option(cfg)}".strip()
+    return settings
+
+
 def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[str, str] | None = None, cfg: config.Config | None = None):
     """Create (or return the running) SparkSession configured for the lakehouse.
 
@@ -148,7 +162,7 @@ def get_spark(app_name: str = "lakehouse", *, catalog: bool = True, extra: dict[
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**spark_conf(cfg, catalog=catalog), **(extra or {})}.items():
+    for key, value in driver_conf(cfg, catalog=catalog, extra=extra).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

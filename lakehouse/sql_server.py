@@ -92,6 +92,33 @@ def classpath_key(cfg: config.Config) -> str:
     return digest.hexdigest()[:16]
 
 
+# Class archives kept in `.deps/class-archives` (each some 250 MB): this checkout's and one other's.
+KEPT_CLASS_ARCHIVES = 2
+
+
+def class_archive(cfg: config.Config) -> Path:
+    """The Spark driver JVMs' class-data archive (AppCDS) for this Java and these jars, shared by every lakehouse of the checkout.
+
+    Why: a just-started Spark driver spends seconds loading and verifying the classes of
+    Spark, Hive, Delta and Derby. Java 17 can write the classes a run loaded into an
+    archive when the JVM exits (``-XX:ArchiveClassesAtExit``) and map them at the next
+    start (``-XX:SharedArchiveFile``). The SQL server writes it at its first clean stop
+    (`SqlServer`); every later server and every driver a job starts (`lakehouse.spark.get_spark`:
+    the ingest, the scorer, the backfill, reconciliation) maps it, since pyspark's
+    spark-submit starts them all with this class path. It is only valid for the Java and
+    the jars that wrote it, hence a name keyed on both; with ``-Xshare:auto`` a JVM that
+    finds it unusable starts without it. The README's Benchmarks table has the figures
+    (``bench/bench_sql_start.py``).
+    """
+    return cfg.deps_dir / "class-archives" / f"sql-server-{classpath_key(cfg)}.jsa"
+
+
+def class_archive_option(cfg: config.Config) -> str:
+    """The JVM options that map the class archive, once the server has written one (see `class_archive`)."""
+    archive = class_archive(cfg)  # a digest of every jar's metadata: computed once here
+    return f"-XX:SharedArchiveFile={archive} -Xshare:auto" if archive.exists() else ""
+
+
 def url(cfg: config.Config) -> str:
     """The JDBC URL of the Thrift endpoint (what `beeline -u` and BI tools take)."""
     return f"jdbc:hive2://127.0.0.1:{cfg['SQL_SERVER_THRIFT_PORT']}/default"
@@ -120,18 +147,8 @@ class SqlServer(Service):
 
     @property
     def class_archive(self) -> Path:
-        """The server JVM's class-data archive (AppCDS) for this Java and these jars, shared by every lakehouse of the checkout.
-
-        Why: a just-started server spends seconds loading and verifying the classes of Spark,
-        Hive, Delta and Derby, both while it starts and in the first statements that reach
-        each part (the first `dbt run` after a start). Java 17 can write the classes a run
-        loaded into an archive when the JVM exits (``-XX:ArchiveClassesAtExit``) and map
-        them at the next start (``-XX:SharedArchiveFile``). The archive is only valid for the
-        Java and the jars that wrote it, hence a name keyed on both; with ``-Xshare:auto``
-        a JVM that finds it unusable starts without it. The README's Benchmarks table has
-        the figures (``bench/bench_sql_start.py``).
-        """
-        return self.cfg.deps_dir / "class-archives" / f"sql-server-{classpath_key(self.cfg)}.jsa"
+        """The class archive this server maps, or writes at its first clean stop (see the module's `class_archive`)."""
+        return class_archive(self.cfg)
 
     @property
     def _archive_pending(self) -> Path:
@@ -153,10 +170,7 @@ class SqlServer(Service):
         """The JVM options that write the class archive at exit, or map it (see `class_archive`)."""
         if self._archive_pending.exists():
             return f"-XX:ArchiveClassesAtExit={self._archive_pending.read_text()}"
-        archive = self.class_archive  # a digest of every jar's metadata: computed once here
-        if archive.exists():
-            return f"-XX:SharedArchiveFile={archive} -Xshare:auto"
-        return ""
+        return class_archive_option(self.cfg)
 
     def stop_timeout(self) -> float:
         return self.archive_timeout if self._archive_pending.exists() else super().stop_timeout()
@@ -167,10 +181,13 @@ class SqlServer(Service):
             return
         written = Path(self._archive_pending.read_text())
         if cleanly and written.exists() and written.stat().st_size > 0:
-            for older in written.parent.glob("sql-server-*.jsa"):  # archives of other jars or Java: never valid again
-                older.unlink(missing_ok=True)
             # the name `prepare` keyed on the jars this JVM started with, the random part and ".tmp" dropped
             os.replace(written, written.with_name(written.name.rsplit(".", 2)[0]))
+            # Archives of other jars, Java or paths: the newest other one stays (a second checkout
+            # sharing this `.deps`, such as the newcomer test's clone, keeps its own), older ones go.
+            by_age = sorted(written.parent.glob("sql-server-*.jsa"), key=lambda a: a.stat().st_mtime_ns, reverse=True)
+            for older in by_age[KEPT_CLASS_ARCHIVES:]:
+                older.unlink(missing_ok=True)
         else:
             written.unlink(missing_ok=True)
         self._archive_pending.unlink(missing_ok=True)

@@ -194,3 +194,19 @@ def test_the_first_stop_writes_a_class_archive_that_the_next_start_maps(cfg: con
             session.stop()
     finally:
         server.stop()
+    # a job's own driver JVM (the ingest's, the scorer's) maps the same archive
+    job = subprocess.run([sys.executable, "-c", _DRIVER_MAPS], env=env, cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0, job.stderr[-3000:]
+    *mapped, answer = job.stdout.split()
+    assert str(server.class_archive) in mapped and answer == "3", job.stdout[-2000:]
+
+
+# Starts a driver as a job does and prints the class archives its JVM maps, then a query's answer.
+_DRIVER_MAPS = """
+from pathlib import Path
+from lakehouse.spark import get_spark
+spark = get_spark("test-class-archive-job", catalog=False)
+pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+maps = {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if line.endswith(".jsa")}
+print(*sorted(maps), spark.range(3).count())
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from lakehouse import config, services
@@ -70,15 +71,17 @@ def test_a_start_without_a_class_archive_writes_one_at_exit_to_a_name_of_its_own
     assert "SharedArchiveFile" not in _java_options(server)
 
 
-def test_a_clean_stop_puts_the_written_archive_in_place_and_drops_older_ones(tmp_path: Path):
+def test_a_clean_stop_puts_the_written_archive_in_place_and_keeps_only_the_newest_other_one(tmp_path: Path):
     server = _archiving_server(tmp_path)
     server.prepare()
-    stale = server.class_archive.with_name("sql-server-0000000000000000.jsa")
-    stale.write_bytes(b"an archive of other jars")
+    stale, other = (server.class_archive.with_name(f"sql-server-{key}.jsa") for key in ("0" * 16, "1" * 16))
+    for age, archive in ((200, stale), (100, other)):  # of other jars or another checkout, written that many seconds ago
+        archive.write_bytes(b"an archive of other jars")
+        os.utime(archive, (time.time() - age, time.time() - age))
     Path(server._archive_pending.read_text()).write_bytes(b"classes")
     server.stopped(cleanly=True)
     assert server.class_archive.read_bytes() == b"classes"
-    assert not stale.exists() and not server._archive_pending.exists()
+    assert not stale.exists() and other.exists() and not server._archive_pending.exists()
     assert list(server.class_archive.parent.glob("*.tmp")) == []
     server.prepare()  # the next start maps it instead of writing one
     assert not server._archive_pending.exists()
@@ -127,3 +130,16 @@ def test_a_start_after_a_server_that_died_without_a_stop_deletes_its_partial_arc
     server.prepare()  # no stop in between: the JVM was killed by something else
     assert not orphan.exists()
     assert Path(server._archive_pending.read_text()) != orphan
+
+
+def test_every_spark_driver_maps_the_archive_once_the_server_has_written_it(tmp_path: Path):
+    """A job's driver (`get_spark`: the ingest, the scorer, ...) maps the server's archive; it never writes one."""
+    from lakehouse.spark import driver_conf
+
+    server = _archiving_server(tmp_path)
+    lakehouse = spark_conf(server.cfg, catalog=False)["spark.driver.extraJavaOptions"]
+    assert driver_conf(server.cfg, catalog=False)["spark.driver.extraJavaOptions"] == lakehouse
+    server.class_archive.parent.mkdir(parents=True)
+    server.class_archive.write_bytes(b"classes")
+    java = driver_conf(server.cfg, catalog=False, extra={"spark.sql.shuffle.partitions": "1"})["spark.driver.extraJavaOptions"]
+    assert java == f"{lakehouse} -XX:SharedArchiveFile={server.class_archive} -Xshare:auto"
