@@ -14,7 +14,8 @@
 
     In the lists of not_null and binary, `prefix*` stands for every column whose name
     starts with the prefix (`*` for every column), so a feature or target added to a mart
-    is covered without a line here; a pattern that matches no column is an error.
+    is covered without a line here; a pattern that matches no column of a built model is
+    an error.
 -#}
 {% test column_rules(model, not_null=[], binary=[], non_negative=[], between_zero_and_one=[], not_greater_than={}, accepted_values={}) %}
     {%- set checks = [] -%}
@@ -67,7 +68,7 @@
             {%- for column in present if column.startswith(pattern[:-1]) -%}
                 {%- do matched.append(column) -%}
             {%- endfor -%}
-            {%- if not matched -%}
+            {%- if present and not matched -%}  {#- no columns at all: the model is not built yet (`dbt docs generate`, `dbt compile`) -#}
                 {{ exceptions.raise_compiler_error("column_rules on " ~ model ~ ": no column matches " ~ pattern) }}
             {%- endif -%}
             {%- for column in matched if column not in columns -%}
