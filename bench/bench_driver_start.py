@@ -4,9 +4,10 @@ Every job the project starts (the ingest, the scorer, the backfill, reconciliati
 pipeline) is a new Spark driver JVM, which loads and verifies the classes of Spark and
 Delta before its first batch. `lakehouse.spark.get_spark` maps the archive the SQL
 server writes at its first stop (``lakehouse.sql_server.class_archive``, Java's AppCDS).
-This bench starts, in alternating rounds, a driver as a job does (a new process:
-``get_spark``, then a first Delta write and read of 1,000 rows) with the archive and
-without it, and prints each round, the medians and their ratio.
+This bench starts, in alternating rounds, a driver in a new process with the settings
+``get_spark`` gives a job (``driver_conf``, the archive mapped) or with the lakehouse's
+alone (``spark_conf``, without it), then writes and reads a first Delta table of 1,000
+rows, and prints each round, the medians and their ratio.
 
     python -m lakehouse.services start sql && python -m lakehouse.services stop sql   # writes the archive once
     python -m bench.bench_driver_start --rounds 3
