@@ -47,15 +47,25 @@ os.environ["LAKEHOUSE_DIR"] = str(_TMP_ROOT / "lakehouse")
 for _key, _value in _TEST_ENV.items():
     _value = os.environ.get(_key, _value)
     os.environ[_key] = str(int(_value) + _WORKER * _WORKER_PORT_STEP) if _key.endswith("_PORT") else _value
+# Options for every JVM the tests start, through the variable each JVM reads at start.
+# The newcomer's clone runs without them (tests/support/newcomer.py), so the whole job is
+# also tested with the JVMs' and Spark's defaults.
+_JVM_OPTIONS = "JAVA_TOOL_OPTIONS"
 # The JVMs the tests start and stop (streaming jobs, brokers, pipeline runs) work on tiny
 # data for seconds to minutes: most of their CPU goes to the C2 compiler's work, not to the
 # code it would speed up, and the two workers share two cores. C1 alone compiles cheaply;
 # behaviour is the same. The two that compute for a whole session, this process's Spark
 # (the `spark` fixture, which in-process dbt reuses) and the `sql_server` fixture's, keep
-# the default: C1 alone made them slower (`_full_jit`). The newcomer's clone runs without
-# it (tests/support/newcomer.py).
-_JIT_OPTIONS = "JAVA_TOOL_OPTIONS"
-os.environ.setdefault(_JIT_OPTIONS, "-XX:TieredStopAtLevel=1")
+# C2: C1 alone made them slower (`_full_jit`).
+_C1_ONLY = "-XX:TieredStopAtLevel=1"
+# Spark generates and compiles Java source for each projection, predicate and ordering a
+# task builds outside whole-stage code, once per task: for Delta's nested log schema that
+# was a quarter of the test JVMs' CPU samples on tiny tables (a JFR profile of the dbt
+# incremental test). Interpreted, they compute the same rows (Spark tests both paths);
+# whole-stage code generation stays on. A `spark.` system property reaches every Spark
+# application's configuration (SparkConf reads them).
+_INTERPRETED_PROJECTIONS = "-Dspark.sql.codegen.factoryMode=NO_CODEGEN"
+os.environ.setdefault(_JVM_OPTIONS, f"{_C1_ONLY} {_INTERPRETED_PROJECTIONS}")
 # In-process dbt runs write their manifest, compiled SQL and logs here, not into the shared
 # checkout, where two workers' runs would overwrite each other's files.
 os.environ.setdefault("DBT_TARGET_PATH", str(_TMP_ROOT / "dbt-target"))
@@ -150,13 +160,15 @@ def mlflow_uri(cfg: config.Config) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _full_jit() -> Iterator[None]:
-    """A JVM started within keeps the default JIT (see `_JIT_OPTIONS`); the variable is back after."""
-    saved = os.environ.pop(_JIT_OPTIONS, None)
+    """A JVM started within keeps the default JIT (see `_C1_ONLY`) and the other options; the variable is back after."""
+    saved = os.environ.get(_JVM_OPTIONS)
+    if saved is not None:
+        os.environ[_JVM_OPTIONS] = " ".join(o for o in saved.split() if o != _C1_ONLY)
     try:
         yield
     finally:
         if saved is not None:
-            os.environ[_JIT_OPTIONS] = saved
+            os.environ[_JVM_OPTIONS] = saved
 
 
 @pytest.fixture(scope="session")
