@@ -10,8 +10,9 @@ from lakehouse import config
 
 COMMAND_TIMEOUT_S = 600
 # Variables a newcomer has not set: the project's settings and the families the README names,
-# and the JVM options the test session sets for its own JVMs (tests/conftest.py).
-_PREFIXES = ("LAKEHOUSE_", "KAFKA_", "MONGO_", "MLFLOW_", "SPARK_", "DBT_", "JAVA_TOOL_OPTIONS")
+# the JVM options the test session sets for its own JVMs (tests/conftest.py), and gRPC's fork
+# setting, which importing `lakehouse` put into the test session: the clone's programs must set it themselves.
+_PREFIXES = ("LAKEHOUSE_", "KAFKA_", "MONGO_", "MLFLOW_", "SPARK_", "DBT_", "JAVA_TOOL_OPTIONS", "GRPC_ENABLE_FORK_SUPPORT")
 
 
 def newcomer_env() -> dict[str, str]:
