@@ -13,15 +13,22 @@ refresh timed in the same lab, with their median. The full refresh runs on the s
 first, so every timed run is a warm one, as a scheduled run on a long-running server.
 
 A change to the models is compared by running the lab before and after it, minutes apart:
-the machine's speed drifts within a day (docs/benchmarks.md, 2026-12-06).
+the machine's speed drifts within a day (docs/benchmarks.md, 2026-12-06). A change to the
+server's JVM or Spark settings is compared inside one lab: each ``--variant NAME=OPTIONS``
+gets a server of its own, started with ``OPTIONS`` as its JVM options (``-Dspark.…`` and
+``-Dhive.…`` reach Spark's and HiveServer2's settings), and its runs on the same lakehouse,
+one variant after the other; the full refresh runs once, on a server with the defaults.
 
     python -m bench.dbt_lab --events 10000000 --runs 3
+    python -m bench.dbt_lab --events 1000000 --runs 2 --variant defaults= --variant wide=-Dspark.sql.codegen.maxFields=1000
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 from typing import Annotated
@@ -54,6 +61,29 @@ def restore(cursor, versions: dict[Path, int]) -> list[Path]:
     return changed
 
 
+def parse_variant(text: str) -> tuple[str, str]:
+    """``NAME=OPTIONS`` as (name, JVM options); the options may be empty (the defaults)."""
+    name, sep, options = text.partition("=")
+    if not sep or not name.strip():
+        raise typer.BadParameter(f"expected NAME=JVM-OPTIONS, got {text!r}")
+    return name.strip(), options.strip()
+
+
+@contextlib.contextmanager
+def server_jvm_options(options: str) -> Iterator[None]:
+    """``options`` in JDK_JAVA_OPTIONS while a server starts: its JVM keeps them, later processes do not get them."""
+    before = os.environ.get("JDK_JAVA_OPTIONS")
+    if options:
+        os.environ["JDK_JAVA_OPTIONS"] = f"{before or ''} {options}".strip()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("JDK_JAVA_OPTIONS", None)
+        else:
+            os.environ["JDK_JAVA_OPTIONS"] = before
+
+
 def summary_rows(full_refresh: float, runs: list[Step]) -> list[tuple[str, ...]]:
     """One row per run (wall s, its share of the full refresh, least s, tasks), then their median."""
 
@@ -81,11 +111,19 @@ def summary_rows(full_refresh: float, runs: list[Step]) -> list[tuple[str, ...]]
 def cli(
     events: Annotated[int, typer.Option(help="Events in the lakehouse (bench_dbt's generated files and seeds).")] = 10_000_000,
     days: Annotated[int, typer.Option(help="Days the generated events span.")] = 7,
-    runs: Annotated[int, typer.Option(min=1, help="Next-day runs on the one server.")] = 3,
+    runs: Annotated[int, typer.Option(min=1, help="Next-day runs on each server.")] = 3,
     workdir: Annotated[Path, typer.Option(help="Scratch folder, shared with bench_dbt's generated files.")] = SCRATCH_DEFAULT,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=JVM-OPTIONS (repeat): the runs again on a server started with these options, on the same lakehouse. "
+            "Without it, the runs go to the server of the full refresh."
+        ),
+    ] = None,
 ) -> None:
     """Time the +1 % next-day `dbt run` several times on one warm SQL server, restoring the lakehouse between runs."""
     console = bench_console()
+    variants = [parse_variant(v) for v in variant or []]
     lake = workdir / f"lab-{events}"
     env = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_DIR"}
     env.update(LAKEHOUSE_DIR=str(lake), LAKEHOUSE_CATALOG="server")
@@ -97,29 +135,46 @@ def cli(
     record = Recorder(events, steps, console)
     logs = workdir / f"lab-logs-{events}"
     record("load bronze (backfill)", [PY, "-m", "streaming.backfill", str(main_csv)], env)
+
+    def next_day_runs(spark_ui: str | None, label: str, versions: dict[Path, int], last: bool) -> list[Step]:
+        """``runs`` next-day runs, each on the lakehouse as ``versions`` recorded it; the last left as it ran unless more follow."""
+        done: list[Step] = []
+        with thrift_cursor(config.load(env)) as cursor:
+            for i in range(1, runs + 1):
+                # a new modification time: the backfill takes the file as a new version of it
+                # (its rows left bronze with the restore), not as one already loaded
+                next_csv.touch()
+                record(f"load +1% next day {label}#{i}", [PY, "-m", "streaming.backfill", str(next_csv)], env)
+                record_profiled(record, f"dbt run (+1% next day) {label}#{i}", dbt, env, logs, console, spark_ui=spark_ui)
+                done.append(steps[-1])
+                if i < runs or not last:
+                    restored = restore(cursor, versions)
+                    console.print(f"  restored {len(restored)} tables to their versions before the load")
+        return done
+
+    results: list[tuple[str, list[Step]]] = []
     with running_sql_server(env, "server", steps, events) as spark_ui:
         record("dbt seed", [*dbt, "seed"], env)
         full = record("dbt run --full-refresh", [*dbt, "run", "--full-refresh"], env)
         with thrift_cursor(config.load(env)) as cursor:
             versions = {table: table_version(cursor, table) for table in delta_tables(lake)}
-            next_day: list[Step] = []
-            for i in range(1, runs + 1):
-                # a new modification time: the backfill takes the file as a new version of it
-                # (its rows left bronze with the restore), not as one already loaded
-                next_csv.touch()
-                record(f"load +1% next day #{i}", [PY, "-m", "streaming.backfill", str(next_csv)], env)
-                record_profiled(record, f"dbt run (+1% next day) #{i}", dbt, env, logs, console, spark_ui=spark_ui)
-                next_day.append(steps[-1])
-                if i < runs:  # the next run's state; after the last, the lakehouse is left as the run made it
-                    restored = restore(cursor, versions)
-                    console.print(f"  restored {len(restored)} tables to their versions before the load")
+        if not variants:
+            results.append(("", next_day_runs(spark_ui, "", versions, last=True)))
+    for n, (name, options) in enumerate(variants, start=1):
+        console.print(f"[bold]variant {name}[/]: a server started with JVM options {options or '(none)'}")
+        with contextlib.ExitStack() as server:
+            with server_jvm_options(options):  # only the server's start: the loads' JVMs run as before
+                spark_ui = server.enter_context(running_sql_server(env, "server", steps, events))
+            results.append((name, next_day_runs(spark_ui, f"{name} ", versions, last=n == len(variants))))
     from rich.table import Table
 
-    table = Table(f"{events:,} events: next-day run", "seconds", "of the full refresh", "least s (tasks / cores)", "tasks core-s")
-    for row in summary_rows(full, next_day):
-        table.add_row(*row)
     console.print(f"full refresh {full:,.1f} s")
-    console.print(table)
+    for name, done in results:
+        title = f"{events:,} events: next-day run" + (f", {name}" if name else "")
+        table = Table(title, "seconds", "of the full refresh", "least s (tasks / cores)", "tasks core-s")
+        for row in summary_rows(full, done):
+            table.add_row(*row)
+        console.print(table)
 
 
 def main() -> None:

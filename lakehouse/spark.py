@@ -67,6 +67,16 @@ def spark_conf(cfg: config.Config | None = None, *, catalog: bool = True) -> dic
         # File listings (Delta's VACUUM, partition discovery) run as a job of this many tasks, not
         # Spark's default 10,000, which made a VACUUM of a small table mostly task overhead.
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg["SPARK_SHUFFLE_PARTITIONS"]),
+        # Spark compiles generated Java for each plan and keeps the compiled classes in a cache
+        # of 100 by default. One `dbt run` generates several hundred distinct classes, so a
+        # long-lived SQL server compiled most of them again on every run, inside each task too
+        # (janino was the largest CPU cost in a profile of a next-day run). A cache that holds a
+        # whole run's classes makes the next run reuse them.
+        "spark.sql.codegen.cache.maxEntries": "2000",
+        # Whole-stage code generation is turned off for plans with more than 100 fields (nested
+        # ones counted), which includes every read of a Delta log's actions; those ran as one
+        # interpreted operator after another. Above 1,000 it still stays off.
+        "spark.sql.codegen.maxFields": "1000",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",  # erasure lowers it for its own VACUUM only
         # Local disk only: Hadoop's file:// client keeps a hidden .crc beside every file it

@@ -94,6 +94,10 @@ def classpath_key(cfg: config.Config) -> str:
 
 # Class archives kept in `.deps/class-archives` (each some 250 MB): this checkout's and one other's.
 KEPT_CLASS_ARCHIVES = 2
+# Statements that run at once on the Thrift endpoint (Hive's default is 100); more wait in
+# its queue. Twice dbt's default threads leaves room for queries while `dbt run` works, and
+# two cores are busy long before 32 Spark jobs run side by side.
+STATEMENT_THREADS = 32
 
 
 def class_archive(cfg: config.Config) -> Path:
@@ -226,6 +230,14 @@ class SqlServer(Service):
             f"hive.server2.thrift.port={self.port}",
             "--hiveconf",  # per-query logs of Thrift sessions: with the server's, not in the system temp folder
             f"hive.server2.logging.operation.log.location={self.home / 'operation_logs'}",
+            # Statements run on a pool whose idle threads end after 10 s by default, and each new
+            # thread opens its own metastore connection (a fresh HiveConf, parsed from XML). A
+            # `dbt run` waits on dbt between statements, so nearly every statement paid for a new
+            # thread. A pool whose threads stay keeps those connections.
+            "--hiveconf",
+            f"hive.server2.async.exec.threads={STATEMENT_THREADS}",
+            "--hiveconf",
+            "hive.server2.async.exec.keepalive.time=86400",
         ]
 
     def environment(self) -> dict[str, str]:

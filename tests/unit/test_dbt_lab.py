@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import typer
+
 from bench.bench_dbt import Step
-from bench.dbt_lab import delta_tables, summary_rows
+from bench.dbt_lab import delta_tables, parse_variant, summary_rows
 from lakehouse.config import REPO_ROOT
 
 
@@ -42,3 +45,11 @@ def test_zero_runs_are_refused_before_any_work() -> None:
     out = subprocess.run([sys.executable, "-m", "bench.dbt_lab", "--runs", "0"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "--runs" in out.stderr
+
+
+def test_a_variant_is_a_name_and_jvm_options_which_may_be_empty() -> None:
+    assert parse_variant("wide = -Dspark.sql.codegen.maxFields=1000 -Dx=y") == ("wide", "-Dspark.sql.codegen.maxFields=1000 -Dx=y")
+    assert parse_variant("defaults=") == ("defaults", "")
+    for bad in ("no-options-sign", "=-Dx=1"):
+        with pytest.raises(typer.BadParameter):
+            parse_variant(bad)

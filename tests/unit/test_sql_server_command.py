@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lakehouse import config, services
 from lakehouse.spark import spark_conf
-from lakehouse.sql_server import CONNECT_PLUGIN, THRIFT_SERVER_CLASS, SqlServer, classpath_key, server_conf
+from lakehouse.sql_server import CONNECT_PLUGIN, STATEMENT_THREADS, THRIFT_SERVER_CLASS, SqlServer, classpath_key, server_conf
 
 
 def _cfg(tmp_path: Path, **extra: str) -> config.Config:
@@ -43,6 +43,19 @@ def test_both_endpoints_bind_to_loopback(tmp_path: Path):
     assert pairs["spark.connect.grpc.binding.address"] == "127.0.0.1"
     assert pairs["spark.connect.grpc.binding.port"] == "43101"
     assert SqlServer("sql", 43100, cfg).environment()["SPARK_LOCAL_IP"] == "127.0.0.1"
+
+
+def test_statement_threads_are_kept_between_statements(tmp_path: Path):
+    """Each new statement thread opens its own metastore connection: the pool keeps its threads."""
+    pairs = dict(arg.split("=", 1) for arg in SqlServer("sql", 43100, _cfg(tmp_path)).command() if "=" in arg)
+    assert int(pairs["hive.server2.async.exec.threads"]) == STATEMENT_THREADS >= 2 * config.load({})["DBT_THREADS"]
+    assert int(pairs["hive.server2.async.exec.keepalive.time"]) >= 24 * 3600
+
+
+def test_compiled_code_is_cached_for_a_whole_run_and_wide_plans_are_compiled(tmp_path: Path):
+    conf = server_conf(_cfg(tmp_path))
+    assert int(conf["spark.sql.codegen.cache.maxEntries"]) > 100  # Spark's default, a fraction of one dbt run's classes
+    assert int(conf["spark.sql.codegen.maxFields"]) > 100  # a Delta log's actions have more fields than the default
 
 
 def test_the_server_is_a_service_unless_the_catalog_is_embedded(tmp_path: Path):
