@@ -16,11 +16,13 @@ A change to the models is compared by running the lab before and after it, minut
 the machine's speed drifts within a day (docs/benchmarks.md, 2026-12-06). A change to the
 server's JVM or Spark settings is compared inside one lab: each ``--variant NAME=OPTIONS``
 gets a server of its own, started with ``OPTIONS`` as its JVM options (``-Dspark.…`` and
-``-Dhive.…`` reach Spark's and HiveServer2's settings), and its runs on the same lakehouse,
-one variant after the other; the full refresh runs once, on a server with the defaults.
+``-Dhive.…`` reach Spark's and HiveServer2's settings, except those the server's command sets
+itself, which win), and its runs on the same lakehouse, one variant after the other; the full
+refresh runs once, on a server with the defaults. Every variant's first run is on a server
+that has compiled nothing yet.
 
     python -m bench.dbt_lab --events 10000000 --runs 3
-    python -m bench.dbt_lab --events 1000000 --runs 2 --variant defaults= --variant wide=-Dspark.sql.codegen.maxFields=1000
+    python -m bench.dbt_lab --events 1000000 --runs 2 --variant defaults= --variant interpreted=-Dspark.sql.codegen.factoryMode=NO_CODEGEN
 """
 
 from __future__ import annotations
