@@ -95,7 +95,7 @@ def classpath_key(cfg: config.Config) -> str:
 # Class archives kept in `.deps/class-archives` (each some 250 MB): this checkout's and one other's.
 KEPT_CLASS_ARCHIVES = 2
 # Statements that run at once on the Thrift endpoint (Hive's default is 100); more wait in
-# its queue. Twice dbt's default threads leaves room for queries while `dbt run` works, and
+# its queue. Four times dbt's default threads (8) leaves room for queries while `dbt run` works, and
 # two cores are busy long before 32 Spark jobs run side by side.
 STATEMENT_THREADS = 32
 
