@@ -69,8 +69,11 @@ def write_private(path: Path, text: str) -> None:
 
 
 def _create(path: Path) -> None:
-    """Write a new file atomically: a concurrent first start must not read half a file or two passwords."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write a new file atomically: a concurrent first start must not read half a file or two passwords.
+
+    The temporary name is unique per call, not per process: services start side by side in threads.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     write_private(tmp, json.dumps(_generate(), indent=2))
     try:
         os.link(tmp, path)  # fails if another process created it first; then theirs is kept

@@ -25,7 +25,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import typer
 import yaml
@@ -81,6 +81,7 @@ class Superset(Service):
     """Superset's web server (gunicorn) on 127.0.0.1, importing the dashboards of ``dashboards/`` before it starts."""
 
     start_timeout: float = 180.0
+    needs: ClassVar[tuple[str, ...]] = ("sql",)  # registers gold.predictions on the SQL server as it starts
 
     @property
     def venv(self) -> Path:

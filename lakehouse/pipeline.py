@@ -423,7 +423,7 @@ def main(
     # Only what this run starts is stopped at the end; services already up stay up.
     started_here = [svc for svc in embedded.values() if svc.pid() is None]
     try:
-        run.step("start services", lambda: [svc.start() for svc in embedded.values()])
+        run.step("start services", lambda: services.start_all(list(embedded.values())))
         first_day = date.fromisoformat(start)
         live = None
         if input_file is not None:

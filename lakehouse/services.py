@@ -19,8 +19,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import typer
 
@@ -39,6 +42,8 @@ class Service:
     port: int
     cfg: config.Config
     start_timeout: float = 90.0
+    # Services this one talks to while it starts: `start_all` launches it once they answer.
+    needs: ClassVar[tuple[str, ...]] = ()
 
     @property
     def home(self) -> Path:
@@ -435,6 +440,39 @@ def all_services(cfg: config.Config | None = None) -> dict[str, Service]:
     return services
 
 
+def start_all(svcs: Sequence[Service]) -> dict[str, int]:
+    """Start these services side by side and wait until each answers; their PIDs by name.
+
+    A start is mostly waiting for a process to come up (a JVM, a web server), so one after
+    another the waits added up. A service is launched once those it ``needs`` that come
+    before it in ``svcs`` answer. Every start runs to its end; then the first failure is
+    raised, so a newcomer sees the service that failed, not one stopped half-way.
+    """
+    if svcs:
+        credentials.read(svcs[0].cfg.credentials_file)  # created once here, not by several starts at once
+    futures: dict[str, Future[int]] = {}
+    with ThreadPoolExecutor(max_workers=max(len(svcs), 1), thread_name_prefix="start") as pool:
+        for svc in svcs:
+            before = [futures[name] for name in svc.needs if name in futures]
+            futures[svc.name] = pool.submit(_start_after, svc, before)
+    pids, errors = {}, []
+    for name, future in futures.items():
+        try:
+            pids[name] = future.result()
+        except ServiceError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return pids
+
+
+def _start_after(svc: Service, before: list[Future[int]]) -> int:
+    for future in before:
+        if future.exception() is not None:
+            raise ServiceError(f"{svc.name}: not started, because a service it needs did not start ({future.exception()})")
+    return svc.start()
+
+
 def _kafka_cluster_id() -> str:
     """A random KRaft cluster id: base64url of a UUID, never starting with '-'.
 
@@ -517,14 +555,16 @@ def _select(names: list[str] | None) -> list[Service]:
 
 @app.command()
 def start(names: list[str] | None = NamesArg) -> None:
-    """Start services (idempotent) and wait until they answer."""
-    for svc in _select(names):
-        try:
-            pid = svc.start()
-        except ServiceError as exc:
-            typer.secho(str(exc), fg="red", err=True)
-            raise typer.Exit(1) from exc
-        typer.echo(f"{svc.name}: running (pid {pid}, {svc.endpoints()})")
+    """Start services (idempotent), side by side, and wait until they answer."""
+    svcs = _select(names)
+    try:
+        pids = start_all(svcs)
+    except ServiceError as exc:
+        print_states(svcs)
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    for svc in svcs:
+        typer.echo(f"{svc.name}: running (pid {pids[svc.name]}, {svc.endpoints()})")
 
 
 @app.command()

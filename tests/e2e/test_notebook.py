@@ -37,14 +37,15 @@ CELL_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
-def built_lakehouse(clone: Path, first_run: tuple[str, dict]):
-    """The clone's lakehouse after `make run`, with its services up again for the notebook (the run stopped them)."""
+def built_lakehouse(clone: Path, first_run: tuple[str, dict]) -> tuple[Path, dict]:
+    """The clone's lakehouse after `make run`, with its services up for the notebook.
+
+    In the suite these tests run between the newcomer's README commands, which start the
+    services, and its last one, which stops them (tests/conftest.py); alone, `make run`
+    has stopped them, and the clone's fixture stops them at the end.
+    """
     ok(sh(clone, "make services-start"), "make services-start")
-    try:
-        # `make run` has exited, so its Spark driver released the Derby catalog the kernel will open.
-        yield clone, first_run[1]
-    finally:
-        sh(clone, "make services-stop", timeout=120)
+    return clone, first_run[1]
 
 
 @pytest.fixture(scope="module")
