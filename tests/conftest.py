@@ -100,17 +100,21 @@ def _run_order(item: pytest.Item) -> int:
     return {"e2e": 1, "integration": 2}.get(item.path.parent.name, 3)
 
 
+# The newcomer's commands that stop what the notebook needs up (Superset: its fixture's `make services-start` would start it again).
+_STOPS = ("[.venv/bin/python -m lakehouse.services stop superset]", "[make services-stop]")
+
+
 def _notebook_while_the_clone_serves(items: list[pytest.Item]) -> None:
-    """The notebook's tests just before the newcomer's last command, `make services-stop`.
+    """The notebook's tests just before the first of the newcomer's commands that stops services.
 
     The README's commands before it have started the clone's services, so the notebook
     needs no start (and stop) of its own between the two files.
     """
     notebook = [i for i in items if i.path.name == "test_notebook.py"]
     rest = [i for i in items if i.path.name != "test_notebook.py"]
-    last = [k for k, i in enumerate(rest) if i.path.name == "test_newcomer.py" and i.name.endswith("[make services-stop]")]
-    if notebook and last:
-        items[:] = rest[: last[0]] + notebook + rest[last[0] :]
+    stops = [k for k, i in enumerate(rest) if i.path.name == "test_newcomer.py" and i.name.endswith(_STOPS)]
+    if notebook and stops:
+        items[:] = rest[: stops[0]] + notebook + rest[stops[0] :]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -40,9 +40,9 @@ CELL_TIMEOUT_S = 900
 def built_lakehouse(clone: Path, first_run: tuple[str, dict]) -> tuple[Path, dict]:
     """The clone's lakehouse after `make run`, with its services up for the notebook.
 
-    In the suite these tests run between the newcomer's README commands, which start the
-    services, and its last one, which stops them (tests/conftest.py); alone, `make run`
-    has stopped them, and the clone's fixture stops them at the end.
+    In the suite these tests run between the newcomer's README commands that start the
+    services and the first that stops one (tests/conftest.py); alone, `make run` has
+    stopped them, and the clone's fixture stops them at the end.
     """
     ok(sh(clone, "make services-start"), "make services-start")
     return clone, first_run[1]
