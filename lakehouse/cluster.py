@@ -31,11 +31,12 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import typer
 
 from lakehouse import config
-from lakehouse.services import Kafka, Service, ServiceError, _kafka_cluster_id, print_states, require_java
+from lakehouse.services import Kafka, Service, ServiceError, _kafka_cluster_id, print_states, require_java, start_all
 from lakehouse.sql_server import pyspark_home
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -99,6 +100,8 @@ class SparkWorker(Service):
     address also names the worker in the master's status and in executors' log links.
     """
 
+    needs: ClassVar[tuple[str, ...]] = ("spark-master",)  # it registers with the master at its start
+
     @property
     def work_dir(self) -> Path:
         return self.home / "work"
@@ -158,15 +161,13 @@ def cluster_services(cfg: config.Config | None = None) -> list[Service]:
 
 
 def start_cluster(cfg: config.Config) -> list[tuple[Service, int]]:
-    """Start the master, then every worker at once (each waits for its own registration); (service, PID) in order.
+    """Start the master, then, once it answers, every worker at once (each waits for its own registration); (service, PID) in order.
 
     Idempotent like every service: running daemons are left alone.
     """
-    master, *workers = cluster_services(cfg)
-    started = [(master, master.start())]
-    with ThreadPoolExecutor(max_workers=max(1, len(workers))) as pool:
-        pids = list(pool.map(lambda worker: worker.start(), workers))
-    return started + list(zip(workers, pids, strict=True))
+    svcs = cluster_services(cfg)
+    pids = start_all(svcs)
+    return [(svc, pids[svc.name]) for svc in svcs]
 
 
 def stop_cluster(cfg: config.Config, timeout: float = 30.0) -> list[tuple[Service, bool]]:
@@ -258,9 +259,8 @@ def start_kafka_cluster(cfg: config.Config) -> list[tuple[Service, int]]:
     """Start the three nodes at once (each waits for its own readiness, which needs a quorum); (node, PID) in order."""
     nodes = kafka_cluster_services(cfg)
     kafka_cluster_id(cfg)  # before the threads, so that none reads a file another is still writing
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        pids = list(pool.map(lambda node: node.start(), nodes))
-    return list(zip(nodes, pids, strict=True))
+    pids = start_all(nodes)
+    return [(node, pids[node.name]) for node in nodes]
 
 
 def stop_kafka_cluster(cfg: config.Config, timeout: float = 30.0) -> list[tuple[Service, bool]]:

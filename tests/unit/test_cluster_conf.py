@@ -57,3 +57,11 @@ def test_the_daemons_bind_to_loopback_on_the_configured_ports(tmp_path: Path):
         "--webui-port": "41081",
         "--work-dir": str(workers[0].work_dir),
     }
+
+
+def test_every_worker_starts_after_the_master_it_registers_with(tmp_path: Path):
+    master, *workers = cluster_services(_cfg(tmp_path, SPARK_CLUSTER_WORKERS="2"))
+    assert isinstance(master, SparkMaster) and len(workers) == 2
+    # `services.start_all` launches a service once those it needs, named before it, answer.
+    assert all(worker.needs == (master.name,) for worker in workers)
+    assert master.needs == ()
