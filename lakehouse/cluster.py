@@ -41,6 +41,7 @@ from lakehouse.sql_server import pyspark_home
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+MASTER_NAME = "spark-master"
 
 
 def _daemon_environment() -> dict[str, str]:
@@ -100,7 +101,7 @@ class SparkWorker(Service):
     address also names the worker in the master's status and in executors' log links.
     """
 
-    needs: ClassVar[tuple[str, ...]] = ("spark-master",)  # it registers with the master at its start
+    needs: ClassVar[tuple[str, ...]] = (MASTER_NAME,)  # it registers with the master at its start
 
     @property
     def work_dir(self) -> Path:
@@ -154,7 +155,7 @@ def alive_workers(cfg: config.Config) -> dict[str, dict]:
 def cluster_services(cfg: config.Config | None = None) -> list[Service]:
     """The master, then its workers, in start order."""
     cfg = cfg or config.load()
-    master = SparkMaster("spark-master", int(cfg["SPARK_CLUSTER_MASTER_PORT"]), cfg)  # type: ignore[arg-type]
+    master = SparkMaster(MASTER_NAME, int(cfg["SPARK_CLUSTER_MASTER_PORT"]), cfg)  # type: ignore[arg-type]
     first_ui = int(cfg["SPARK_CLUSTER_WORKER_UI_PORT"])  # type: ignore[arg-type]
     workers = [SparkWorker(f"spark-worker-{i + 1}", first_ui + i, cfg) for i in range(int(cfg["SPARK_CLUSTER_WORKERS"]))]  # type: ignore[arg-type]
     return [master, *workers]
