@@ -18,13 +18,15 @@ them), then, in one Spark session and on the same topic:
    writing Delta.
 
 All are timed in rounds: first in a new JVM, then again in the same JVM (steady state).
-Prints the rates, their ratios, and the peak RSS of this process tree (driver
-JVM + Python) and of the Kafka broker. Usage:
+Prints the rates, their ratios, where each ingest's time went (set-up and each batch; the
+ingest's log gives each batch's bronze and quarantine passes), and the peak RSS of this
+process tree (driver JVM + Python) and of the Kafka broker. Usage:
 ``python -m bench.bench_ingest [--events 1000000] [--partitions 2] [--rounds 3]``
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -104,6 +106,8 @@ class Round:
     contract_s: float
     ingested: int
     ingest_s: float
+    setup_s: float  # ``ingest.start`` until the query runs: the topic, the two tables, the checkpoint check
+    batches_s: tuple[float, ...]  # each micro-batch's whole trigger (offsets, planning, the foreachBatch, commits)
 
 
 def _round(spark, cfg: config.Config, topic: str, lake: Path, max_offsets: int | None) -> Round:
@@ -120,10 +124,12 @@ def _round(spark, cfg: config.Config, topic: str, lake: Path, max_offsets: int |
     run_cfg = _fresh_lakehouse(lake, cfg)
     t0 = time.monotonic()
     query = ingest.start(spark, run_cfg, topic=topic, available_now=True, max_offsets=max_offsets, starting_offsets="earliest")
+    setup_s = time.monotonic() - t0
     query.awaitTermination()
     ingest_s = time.monotonic() - t0
+    batches_s = tuple(p.durationMs["triggerExecution"] / 1000 for p in query.recentProgress if p.numInputRows)
     ingested = sum(spark.read.format("delta").load(str(run_cfg.table_path("bronze", t))).count() for t in ("events", "quarantine"))
-    return Round(counted, ceiling_s, bound_s, contract_s, ingested, ingest_s)
+    return Round(counted, ceiling_s, bound_s, contract_s, ingested, ingest_s, setup_s, batches_s)
 
 
 def _fresh_lakehouse(lake: Path, cfg: config.Config) -> config.Config:
@@ -161,6 +167,9 @@ def main(
     rounds: int = typer.Option(3, min=1, help="Rounds in one JVM: the first is a just-started ingest, the last the steady state."),
 ) -> None:
     """Print bronze rows/s next to the Kafka-source read-and-count ceiling."""
+    # The ingest logs each batch's two passes (bronze, quarantine) and their seconds.
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger(ingest.log.name).setLevel(logging.INFO)
     cfg = config.load()
     kafka = services.all_services(cfg).get("kafka")
     started_here = kafka is not None and kafka.pid() is None
@@ -239,6 +248,12 @@ def _bench(cfg: config.Config, kafka: services.Service | None, events: int, part
         " and writing plain Parquet (what any Spark ingest must at least do); contract: the same read, judged by the input"
         " contract as the ingest judges it, written as plain Parquet; ingest: parse, validate, write Delta bronze + quarantine"
     )
+    for i, r in enumerate(results, start=1):
+        batches = ", ".join(f"{b:.1f}" for b in r.batches_s)
+        console.print(
+            f"round {i} ingest, {r.ingest_s:.1f}s: set-up {r.setup_s:.1f}s (topic, tables, checkpoint check); "
+            f"batches {batches}s; the rest {r.ingest_s - r.setup_s - sum(r.batches_s):.1f}s (the query's start and end)"
+        )
     console.print(f"peak RSS: driver JVM + Python {rss.peak:,.0f} MiB; Kafka broker {broker_rss:,.0f} MiB")
 
 

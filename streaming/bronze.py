@@ -9,11 +9,13 @@ Delta skips the table that already has it. That is what makes ``kill -9`` safe.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import config
@@ -55,17 +57,25 @@ def ensure_tables(spark: SparkSession, paths: BronzePaths) -> None:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Rows of one batch offered to bronze and quarantine."""
+    """Rows of one batch offered to bronze and quarantine, and the seconds each write took (logged by the jobs)."""
 
     bronze: int
     quarantine: int
+    bronze_s: float = 0.0
+    quarantine_s: float = 0.0
 
 
 # Above this many rejects in a batch, the quarantine pass filters a full re-validation instead of joining on keys.
 REJECTS_BY_KEY_AT_MOST = 100_000
 
 
-def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths, app_id: str, version: int) -> BatchResult:
+# Reads the raw records with these keys straight from where the batch came from; None when it cannot find them all.
+Fetch = Callable[[list[Row]], DataFrame | None]
+
+
+def write_validated(
+    records: DataFrame, validate: Validator, paths: BronzePaths, app_id: str, version: int, *, fetch: Fetch | None = None
+) -> BatchResult:
     """Validate one batch of raw records and append it to bronze and quarantine, exactly once per (app_id, version).
 
     A (app_id, version) pair that a table already holds is skipped by Delta, so a
@@ -73,8 +83,9 @@ def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths,
 
     Bronze is written straight from the validation, in one pass over the batch. An
     ``Observation`` on that write counts the good rows and collects the coordinates of
-    the rejected ones; the quarantine pass then reads the batch again but parses and
-    writes only those. This replaced caching every batch for its two writes, which
+    the rejected ones; the quarantine pass then parses and writes only those, read by
+    ``fetch`` from the batch's source when given (the ingest reads a few rejects from
+    Kafka by offset: `streaming.ingest.kafka_fetch`), else by reading the batch again. This replaced caching every batch for its two writes, which
     cost more (``bench/bench_ingest.py``) and held the whole batch in memory. Both
     passes judge a record the same way: ``validate`` is given one fixed time, and a
     batch is a fixed range of Kafka offsets or a file's numbered lines.
@@ -88,6 +99,7 @@ def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths,
         return validate(rows, now).withColumn("ingested_at", F.lit(now))
 
     is_bad = F.col("reason").isNotNull()
+    started = time.monotonic()
     if _holds(paths.events, app_id, version):
         every = validated(records)
         counts = every.agg(F.count_if(~is_bad).alias("good"), F.count_if(is_bad).alias("bad")).first()
@@ -104,10 +116,17 @@ def write_validated(records: DataFrame, validate: Validator, paths: BronzePaths,
         good, keys = int(observation.get["good"]), observation.get["rejected"]
         bad = len(keys)
         # A flood of rejects is re-read whole: a semi-join on that many keys would cost more.
-        rejected = validated(_only(records, keys)) if bad <= REJECTS_BY_KEY_AT_MOST else validated(records).filter(is_bad)
+        rejected = validated(_reread(records, keys, fetch)) if bad <= REJECTS_BY_KEY_AT_MOST else validated(records).filter(is_bad)
+    bronze_done = time.monotonic()
     if bad:
         _append(quarantine_rows(rejected), paths.quarantine, app_id, version)
-    return BatchResult(good, bad)
+    return BatchResult(good, bad, bronze_done - started, time.monotonic() - bronze_done)
+
+
+def _reread(records: DataFrame, keys: list[Row], fetch: Fetch | None) -> DataFrame:
+    """The raw records with these keys: fetched from their source when ``fetch`` finds them all, else from the batch."""
+    fetched = fetch(keys) if fetch is not None and keys else None
+    return fetched if fetched is not None else _only(records, keys)
 
 
 def _only(records: DataFrame, keys: list) -> DataFrame:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
@@ -35,9 +38,9 @@ def checkpoint_dir(cfg: config.Config, topic: str) -> Path:
     return cfg.checkpoints_dir / f"ingest-{topic}"
 
 
-def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, starting_offsets: str, max_offsets: int) -> DataFrame:
-    """The raw Kafka stream, with the record coordinates every output row keeps."""
-    raw = (
+def kafka_stream(spark: SparkSession, cfg: config.Config, topic: str, *, starting_offsets: str, max_offsets: int) -> DataFrame:
+    """The raw Kafka stream, headers included (`with_coordinates` gives the columns every output row keeps)."""
+    return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
         .options(**cfg.spark_kafka_options)
@@ -49,7 +52,6 @@ def kafka_source(spark: SparkSession, cfg: config.Config, topic: str, *, startin
         .option("failOnDataLoss", "false")
         .load()
     )
-    return with_coordinates(raw)
 
 
 def with_coordinates(raw: DataFrame) -> DataFrame:
@@ -78,19 +80,92 @@ def with_coordinates(raw: DataFrame) -> DataFrame:
     )
 
 
-def batch_writer(paths: BronzePaths, app_id: str, cfg: config.Config):
+# Rejects of a batch that the quarantine pass reads from Kafka by offset, one seek each; for more, it reads the
+# batch again in Spark, which costs about as much as a few hundred seeks (`bench/bench_ingest.py` logs both passes).
+FETCH_REJECTS_AT_MOST = 200
+
+
+def kafka_fetch(spark: SparkSession, cfg: config.Config, topic: str, schema: T.StructType):
+    """A `streaming.bronze.Fetch` for the quarantine pass: the rejected records read again from Kafka by offset.
+
+    Why: a batch holds a million records and a few dozen rejects; reading the whole
+    batch again in Spark to find them costs seconds per batch. A plain consumer seeks to
+    each one instead. The records become rows of the stream's own ``schema`` and go
+    through `with_coordinates`, so the quarantine gets what the batch would have given.
+    Returns None (the caller reads the batch again) when there are too many or one is
+    gone, e.g. removed by retention since the batch read it.
+    """
+
+    def fetch(keys: list[Row]) -> DataFrame | None:
+        if len(keys) > FETCH_REJECTS_AT_MOST:
+            return None
+        found = records_at(cfg, topic, [(k["kafka_partition"], k["kafka_offset"]) for k in keys])
+        if len(found) < len(keys):
+            log.warning(
+                "%d of %d rejected records not found in Kafka by offset: reading the batch again", len(keys) - len(found), len(keys)
+            )
+            return None
+        return with_coordinates(spark.createDataFrame([_spark_row(r) for r in found], schema))
+
+    return fetch
+
+
+def records_at(cfg: config.Config, topic: str, coordinates: list[tuple[int, int]], *, timeout_s: float = 10.0) -> list:
+    """The topic's records at these (partition, offset)s, read by a kafka-python consumer; those not found are left out."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=cfg.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="none", **cfg.kafka_client_options
+    )
+    found = []
+    try:
+        for partition, offset in sorted(coordinates):
+            tp = TopicPartition(topic, partition)
+            if consumer.assignment() != {tp}:
+                consumer.assign([tp])
+            consumer.seek(tp, offset)
+            deadline = time.monotonic() + timeout_s
+            try:
+                while not (polled := consumer.poll(timeout_ms=500, max_records=1).get(tp)) and time.monotonic() < deadline:
+                    pass
+            except KafkaError:  # e.g. the offset is out of range: removed by retention
+                continue
+            if polled and polled[0].offset == offset:
+                found.append(polled[0])
+    finally:
+        consumer.close()
+    return found
+
+
+def _spark_row(record) -> tuple:
+    """A kafka-python record as a row of Spark's Kafka source (headers included; none is a null array, as Spark gives)."""
+    timestamp = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=record.timestamp)
+    headers = [(key, value) for key, value in record.headers] or None
+    return (record.key, record.value, record.topic, record.partition, record.offset, timestamp, record.timestamp_type, headers)
+
+
+def batch_writer(paths: BronzePaths, app_id: str, cfg: config.Config, fetch=None):
     """The foreachBatch function: validate, then write bronze and quarantine idempotently.
 
     The erasure register is checked at every batch: a user erased while the stream
-    runs must not come back with the next replayed record.
+    runs must not come back with the next replayed record. ``fetch`` reads a batch's
+    rejects again for the quarantine (`kafka_fetch`).
     """
 
     erasures = ErasureWatch(cfg)
 
     def write(batch: DataFrame, batch_id: int) -> None:
         validate = skipping_erased(validate_kafka, erasures.get())
-        result = write_validated(batch, validate, paths, app_id, batch_id)
-        log.info("batch %d: %d to bronze, %d to quarantine", batch_id, result.bronze, result.quarantine)
+        result = write_validated(batch, validate, paths, app_id, batch_id, fetch=fetch)
+        log.info(
+            "batch %d: %d to bronze in %.1fs, %d to quarantine in %.1fs",
+            batch_id,
+            result.bronze,
+            result.bronze_s,
+            result.quarantine,
+            result.quarantine_s,
+        )
 
     return write
 
@@ -110,7 +185,7 @@ def start(
     ensure_topic(topic, bootstrap=cfg.kafka_bootstrap)  # the stream may start before the first producer
     paths = BronzePaths.from_config(cfg)
     ensure_tables(spark, paths)
-    source = kafka_source(
+    raw = kafka_stream(
         spark,
         cfg,
         topic,
@@ -120,7 +195,8 @@ def start(
     # A stable id (not the query's run id) so a restart from the checkpoint replays into the same transactions.
     app_id = f"ingest:{topic}"
     require_checkpoint_covers([paths.events, paths.quarantine], app_id, checkpoint_dir(cfg, topic))
-    writer = source.writeStream.foreachBatch(batch_writer(paths, app_id, cfg)).option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
+    write = batch_writer(paths, app_id, cfg, kafka_fetch(spark, cfg, topic, raw.schema))
+    writer = with_coordinates(raw).writeStream.foreachBatch(write).option("checkpointLocation", str(checkpoint_dir(cfg, topic)))
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime
 
 import pytest
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from streaming import backfill, bronze, ingest, reconcile
@@ -72,6 +74,46 @@ def test_good_records_reach_bronze_and_each_bad_kind_is_quarantined_with_its_rea
     reports = reconcile.reconcile(spark, cfg, tmp_topic)
     assert all(r.ok for r in reports), reports
     assert sum(r.kafka_records for r in reports) == sent
+
+
+def test_rejects_read_again_by_offset_are_the_rows_the_batch_gives(spark, cfg, kafka, tmp_topic, tmp_path, monkeypatch):
+    """The quarantine pass's two ways to find a batch's rejects agree: a consumer seeking each offset, a semi-join on the batch.
+
+    A bad file line carries its file and line in headers: they must come through the
+    seek as they come through Spark's reader. A reject Kafka no longer has, or more
+    rejects than are worth seeking, make the fetch step aside for the semi-join.
+    """
+    from streaming.producer import bad_line_record, make_producer
+    from streaming.rees46 import BadLine
+    from streaming.validate import RECORD_KEY, validate_kafka
+
+    create_topic(kafka, tmp_topic, partitions=2)
+    send_raw(
+        kafka,
+        tmp_topic,
+        [(b"k", json.dumps({**GOOD, "product_id": i + 1}).encode()) for i in range(20)] + [(b"bad", p) for p, _ in BAD_KINDS],
+    )
+    producer = make_producer(kafka)
+    value, headers = bad_line_record(tmp_path / "dirty.csv", BadLine(7, b"a,truncated,line", "expected 9 fields, found 3"))
+    producer.send(tmp_topic, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+    raw = spark.read.format("kafka").option("kafka.bootstrap.servers", kafka).options(**cfg.spark_kafka_options)
+    raw = raw.option("subscribe", tmp_topic).option("includeHeaders", "true").load()
+    batch = ingest.with_coordinates(raw)
+    keys = validate_kafka(batch, datetime.now(UTC)).filter(F.col("reason").isNotNull()).select(*RECORD_KEY).collect()
+    assert len(keys) == len(BAD_KINDS) + 1
+    fetch = ingest.kafka_fetch(spark, cfg, tmp_topic, raw.schema)
+    fetched, joined = fetch(keys), bronze._only(batch, keys)
+    assert fetched is not None and fetched.count() == joined.count() == len(keys)
+    assert fetched.exceptAll(joined).count() == 0 and joined.exceptAll(fetched).count() == 0
+    assert fetched.filter(F.col("source_line") == 7).filter(F.col("is_csv_line")).count() == 1
+
+    gone = Row(kafka_partition=0, kafka_offset=10**9, source_line=None)
+    assert fetch([*keys[:1], gone]) is None
+    monkeypatch.setattr(ingest, "FETCH_REJECTS_AT_MOST", 1)
+    assert fetch(keys[:2]) is None
 
 
 def test_category_id_keeps_all_19_digits(spark, cfg, kafka, tmp_topic):
