@@ -85,8 +85,9 @@ def write_validated(
     ``Observation`` on that write counts the good rows and collects the coordinates of
     the rejected ones; the quarantine pass then parses and writes only those, read by
     ``fetch`` from the batch's source when given (the ingest reads a few rejects from
-    Kafka by offset: `streaming.ingest.kafka_fetch`), else by reading the batch again. This replaced caching every batch for its two writes, which
-    cost more (``bench/bench_ingest.py``) and held the whole batch in memory. Both
+    Kafka by offset: `streaming.ingest.kafka_fetch`), else by reading the batch again.
+    This replaced caching every batch for its two writes, which cost more
+    (``bench/bench_ingest.py``) and held the whole batch in memory. Both
     passes judge a record the same way: ``validate`` is given one fixed time, and a
     batch is a fixed range of Kafka offsets or a file's numbered lines.
 

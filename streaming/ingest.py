@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 from lakehouse import config
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming import supervisor
-from streaming.bronze import BronzePaths, ensure_tables, require_checkpoint_covers, write_validated
+from streaming.bronze import BronzePaths, Fetch, ensure_tables, require_checkpoint_covers, write_validated
 from streaming.erasure import ErasureWatch, skipping_erased
 from streaming.producer import CSV_LINE_FORMAT, FORMAT_HEADER, SOURCE_FILE_HEADER, SOURCE_LINE_HEADER, ensure_topic
 from streaming.validate import validate_kafka
@@ -85,7 +85,7 @@ def with_coordinates(raw: DataFrame) -> DataFrame:
 FETCH_REJECTS_AT_MOST = 200
 
 
-def kafka_fetch(spark: SparkSession, cfg: config.Config, topic: str, schema: T.StructType):
+def kafka_fetch(spark: SparkSession, cfg: config.Config, topic: str, schema: T.StructType) -> Fetch:
     """A `streaming.bronze.Fetch` for the quarantine pass: the rejected records read again from Kafka by offset.
 
     Why: a batch holds a million records and a few dozen rejects; reading the whole
@@ -145,7 +145,7 @@ def _spark_row(record) -> tuple:
     return (record.key, record.value, record.topic, record.partition, record.offset, timestamp, record.timestamp_type, headers)
 
 
-def batch_writer(paths: BronzePaths, app_id: str, cfg: config.Config, fetch=None):
+def batch_writer(paths: BronzePaths, app_id: str, cfg: config.Config, fetch: Fetch | None = None):
     """The foreachBatch function: validate, then write bronze and quarantine idempotently.
 
     The erasure register is checked at every batch: a user erased while the stream
