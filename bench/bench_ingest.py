@@ -19,8 +19,11 @@ them), then, in one Spark session and on the same topic:
 
 All are timed in rounds: first in a new JVM, then again in the same JVM (steady state).
 Prints the rates, their ratios, where each ingest's time went (set-up and each batch; the
-ingest's log gives each batch's bronze and quarantine passes), and the peak RSS of this
-process tree (driver JVM + Python) and of the Kafka broker. Usage:
+ingest's log gives each batch's bronze and quarantine passes), Spark's own account of the
+bound, the contract and the ingest (their tasks' core-seconds, and the time in which no stage
+ran: the driver's planning, Delta's tables and commits; ``bench/spark_stages.py``, from the
+session's UI), and the peak RSS of this process tree (driver JVM + Python) and of the Kafka
+broker. Usage:
 ``python -m bench.bench_ingest [--events 1000000] [--partitions 2] [--rounds 3]``
 """
 
@@ -41,6 +44,7 @@ from pyspark.sql import functions as F
 from rich.table import Table
 
 from bench import bench_console
+from bench.spark_stages import StageCounter, StageSummary
 from lakehouse import config, credentials, services
 from lakehouse.spark import LONG_RUNNING_CONF, get_spark
 from streaming import events, ingest
@@ -108,28 +112,43 @@ class Round:
     ingest_s: float
     setup_s: float  # ``ingest.start`` until the query runs: the topic, the two tables, the checkpoint check
     batches_s: tuple[float, ...]  # each micro-batch's whole trigger (offsets, planning, the foreachBatch, commits)
+    stages: dict[str, StageSummary]  # Spark's stages of the bound, the contract and the ingest
 
 
 def _round(spark, cfg: config.Config, topic: str, lake: Path, max_offsets: int | None) -> Round:
-    """Time the read-and-count ceiling, then the real streaming ingest into a fresh lakehouse at ``lake``."""
+    """Time the read-and-count ceiling, the bound, the contract, then the real streaming ingest into a fresh lakehouse at ``lake``."""
+    ui = spark.sparkContext.uiWebUrl
     t0 = time.monotonic()
     counted = _read_topic(spark, cfg, topic).count()
     ceiling_s = time.monotonic() - t0
-    t0 = time.monotonic()
-    _parse_and_write(_read_topic(spark, cfg, topic), lake / "bound")
-    bound_s = time.monotonic() - t0
-    t0 = time.monotonic()
-    _validate_and_write(_read_topic(spark, cfg, topic, headers=True), lake / "contract")
-    contract_s = time.monotonic() - t0
+    with StageCounter(ui) as bound:
+        t0 = time.monotonic()
+        _parse_and_write(_read_topic(spark, cfg, topic), lake / "bound")
+        bound_s = time.monotonic() - t0
+    with StageCounter(ui) as contract:
+        t0 = time.monotonic()
+        _validate_and_write(_read_topic(spark, cfg, topic, headers=True), lake / "contract")
+        contract_s = time.monotonic() - t0
     run_cfg = _fresh_lakehouse(lake, cfg)
-    t0 = time.monotonic()
-    query = ingest.start(spark, run_cfg, topic=topic, available_now=True, max_offsets=max_offsets, starting_offsets="earliest")
-    setup_s = time.monotonic() - t0
-    query.awaitTermination()
-    ingest_s = time.monotonic() - t0
+    with StageCounter(ui) as ingested_stages:
+        t0 = time.monotonic()
+        query = ingest.start(spark, run_cfg, topic=topic, available_now=True, max_offsets=max_offsets, starting_offsets="earliest")
+        setup_s = time.monotonic() - t0
+        query.awaitTermination()
+        ingest_s = time.monotonic() - t0
     batches_s = tuple(p.durationMs["triggerExecution"] / 1000 for p in query.recentProgress if p.numInputRows)
     ingested = sum(spark.read.format("delta").load(str(run_cfg.table_path("bronze", t))).count() for t in ("events", "quarantine"))
-    return Round(counted, ceiling_s, bound_s, contract_s, ingested, ingest_s, setup_s, batches_s)
+    stages = {"bound": bound.summary, "contract": contract.summary, "ingest": ingested_stages.summary}
+    return Round(counted, ceiling_s, bound_s, contract_s, ingested, ingest_s, setup_s, batches_s, stages)
+
+
+def _stage_account(name: str, stages: StageSummary | None, wall_s: float) -> str:
+    """One run in Spark's account: its tasks' core-seconds, and the seconds in which no stage ran (the driver's share)."""
+    if stages is None:
+        return f"{name} not counted"
+    missed = f" ({stages.missed} stages gone from the UI: too low)" if stages.missed else ""
+    idle = max(wall_s - stages.busy_seconds, 0.0)
+    return f"{name} {stages.task_seconds:,.1f} core-s of tasks, {idle:.1f} s of {wall_s:.1f} s with no stage running{missed}"
 
 
 def _fresh_lakehouse(lake: Path, cfg: config.Config) -> config.Config:
@@ -198,7 +217,11 @@ def _bench(cfg: config.Config, kafka: services.Service | None, events: int, part
     # running a while (classes loaded, code JIT-compiled). The ceiling and the ingest are timed
     # in each round.
     with tempfile.TemporaryDirectory() as lake, PeakRss(psutil.Process().pid) as rss:
-        spark = get_spark("bench-ingest", catalog=False, cfg=config.load({**os.environ, "LAKEHOUSE_DIR": lake}), extra=LONG_RUNNING_CONF)
+        # The UI (on a free port) serves the stages that `StageCounter` adds up, and keeps a whole round's.
+        ui = {"spark.ui.enabled": "true", "spark.ui.port": "0", "spark.ui.retainedStages": "1000"}
+        spark = get_spark(
+            "bench-ingest", catalog=False, cfg=config.load({**os.environ, "LAKEHOUSE_DIR": lake}), extra={**LONG_RUNNING_CONF, **ui}
+        )
         _read_topic(spark, cfg, topic).limit(10).count()  # connect to the broker once before timing
         results = [_round(spark, cfg, topic, Path(lake) / f"round-{i}", max_offsets) for i in range(1, rounds + 1)]
     broker_rss = psutil.Process(kafka.pid()).memory_info().rss / 2**20 if kafka is not None and kafka.pid() else float("nan")
@@ -254,6 +277,8 @@ def _bench(cfg: config.Config, kafka: services.Service | None, events: int, part
             f"round {i} ingest, {r.ingest_s:.1f}s: set-up {r.setup_s:.1f}s (topic, tables, checkpoint check); "
             f"batches {batches}s; the rest {r.ingest_s - r.setup_s - sum(r.batches_s):.1f}s (the query's start and end)"
         )
+        walls = {"bound": r.bound_s, "contract": r.contract_s, "ingest": r.ingest_s}
+        console.print(f"round {i} Spark stages: " + "; ".join(_stage_account(name, r.stages[name], walls[name]) for name in walls))
     console.print(f"peak RSS: driver JVM + Python {rss.peak:,.0f} MiB; Kafka broker {broker_rss:,.0f} MiB")
 
 
