@@ -20,9 +20,9 @@ them), then, in one Spark session and on the same topic:
 All are timed in rounds: first in a new JVM, then again in the same JVM (steady state).
 Prints the rates, their ratios, where each ingest's time went (set-up and each batch; the
 ingest's log gives each batch's bronze and quarantine passes), Spark's own account of the
-bound, the contract and the ingest (their tasks' core-seconds, and the time in which no stage
-ran: the driver's planning, Delta's tables and commits; ``bench/spark_stages.py``, from the
-session's UI), and the peak RSS of this process tree (driver JVM + Python) and of the Kafka
+bound, the contract and the ingest (their tasks' core-seconds, and the time in which a stage
+ran: the rest is the driver's planning, Delta's tables and commits; ``bench/spark_stages.py``,
+from the session's UI), and the peak RSS of this process tree (driver JVM + Python) and of the Kafka
 broker. Usage:
 ``python -m bench.bench_ingest [--events 1000000] [--partitions 2] [--rounds 3]``
 """
@@ -112,7 +112,7 @@ class Round:
     ingest_s: float
     setup_s: float  # ``ingest.start`` until the query runs: the topic, the two tables, the checkpoint check
     batches_s: tuple[float, ...]  # each micro-batch's whole trigger (offsets, planning, the foreachBatch, commits)
-    stages: dict[str, StageSummary]  # Spark's stages of the bound, the contract and the ingest
+    stages: dict[str, StageSummary]  # Spark's stages of the bound, the contract and the ingest (`StageCounter`)
 
 
 def _round(spark, cfg: config.Config, topic: str, lake: Path, max_offsets: int | None) -> Round:
@@ -140,15 +140,6 @@ def _round(spark, cfg: config.Config, topic: str, lake: Path, max_offsets: int |
     ingested = sum(spark.read.format("delta").load(str(run_cfg.table_path("bronze", t))).count() for t in ("events", "quarantine"))
     stages = {"bound": bound.summary, "contract": contract.summary, "ingest": ingested_stages.summary}
     return Round(counted, ceiling_s, bound_s, contract_s, ingested, ingest_s, setup_s, batches_s, stages)
-
-
-def _stage_account(name: str, stages: StageSummary | None, wall_s: float) -> str:
-    """One run in Spark's account: its tasks' core-seconds, and the seconds in which no stage ran (the driver's share)."""
-    if stages is None:
-        return f"{name} not counted"
-    missed = f" ({stages.missed} stages gone from the UI: too low)" if stages.missed else ""
-    idle = max(wall_s - stages.busy_seconds, 0.0)
-    return f"{name} {stages.task_seconds:,.1f} core-s of tasks, {idle:.1f} s of {wall_s:.1f} s with no stage running{missed}"
 
 
 def _fresh_lakehouse(lake: Path, cfg: config.Config) -> config.Config:
@@ -277,8 +268,8 @@ def _bench(cfg: config.Config, kafka: services.Service | None, events: int, part
             f"round {i} ingest, {r.ingest_s:.1f}s: set-up {r.setup_s:.1f}s (topic, tables, checkpoint check); "
             f"batches {batches}s; the rest {r.ingest_s - r.setup_s - sum(r.batches_s):.1f}s (the query's start and end)"
         )
-        walls = {"bound": r.bound_s, "contract": r.contract_s, "ingest": r.ingest_s}
-        console.print(f"round {i} Spark stages: " + "; ".join(_stage_account(name, r.stages[name], walls[name]) for name in walls))
+        for name, wall_s in (("bound", r.bound_s), ("contract", r.contract_s), ("ingest", r.ingest_s)):
+            console.print(f"round {i} {name}: {r.stages[name].describe(wall_s)}")
     console.print(f"peak RSS: driver JVM + Python {rss.peak:,.0f} MiB; Kafka broker {broker_rss:,.0f} MiB")
 
 
